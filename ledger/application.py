@@ -127,7 +127,7 @@ class Ledger:
         issuer = self._get(ids.issuer_id())
         made = []
         if issuer is None:
-            issuer = Issuer(issuer=cmd.issuer, **_meta(cmd))
+            issuer = Issuer(issuer=cmd.issuer, registered_on=cmd.resolved_on, **_meta(cmd))
             self._put_new(issuer)
             made.append(issuer)
         else:
@@ -164,10 +164,16 @@ class Ledger:
             **_meta(cmd),
         )
         if holder is None:
-            holder = Holder(holder=cmd.holder, name=cmd.name, issuance=cmd.issuance, **_meta(cmd))
+            holder = Holder(
+                holder=cmd.holder,
+                name=cmd.name,
+                issuance=cmd.issuance,
+                joined_on=cmd.allotted_on,
+                **_meta(cmd),
+            )
             self._put_new(holder)
         else:
-            holder.join(cmd.issuance, **_meta(cmd))
+            holder.join(cmd.issuance, cmd.allotted_on, **_meta(cmd))
         return [issuance, holder]
 
     def exercise_rights(self, cmd: Command) -> list[Any]:

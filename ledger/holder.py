@@ -24,24 +24,43 @@ class Holder(Aggregate):
 
     @event("Registered")
     def __init__(
-        self, holder: str, name: str, issuance: str, command_id: str, actor: str, reason: str
+        self,
+        holder: str,
+        name: str,
+        issuance: str,
+        joined_on: date,
+        command_id: str,
+        actor: str,
+        reason: str,
     ) -> None:
         self.holder = holder
         self.name = name
         self.issuances: list[str] = [issuance]
         self.departed_on: date | None = None
 
-    def join(self, issuance: str, command_id: str, actor: str, reason: str) -> None:
+    def join(
+        self, issuance: str, joined_on: date, command_id: str, actor: str, reason: str
+    ) -> None:
         """Note that the holder now has rights in `issuance` (once per issuance)."""
         if issuance not in self.issuances:
             self._joined(
-                holder=self.holder, issuance=issuance, command_id=command_id, actor=actor,
+                holder=self.holder,
+                issuance=issuance,
+                joined_on=joined_on,
+                command_id=command_id,
+                actor=actor,
                 reason=reason,
             )
 
     @event("JoinedIssuance")
     def _joined(
-        self, holder: str, issuance: str, command_id: str, actor: str, reason: str
+        self,
+        holder: str,
+        issuance: str,
+        joined_on: date,
+        command_id: str,
+        actor: str,
+        reason: str,
     ) -> None:
         self.issuances.append(issuance)
 

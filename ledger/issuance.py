@@ -46,7 +46,8 @@ from .errors import (
     UnknownHolder,
     WindowClosed,
 )
-from .money import fraction_str, round_up_to_minor
+from .money import fraction_str
+from .terms import in_force_on, terms_in_force
 
 # Timeline entry kinds.
 ALLOT, EXERCISE, FORFEIT = "A", "X", "F"
@@ -102,25 +103,17 @@ class Issuance(Aggregate):
     def outstanding(pos: dict[str, Any]) -> int:
         return pos["allotted"] - pos["exercised"] - pos["forfeited"] - pos["expired"]
 
-    def shares_per_right_on(self, day: date) -> Fraction:
-        """Shares per right in force at the end of `day` (adjustments of that day applied)."""
+    def terms_on(self, day: date) -> tuple[Fraction, Decimal]:
+        """Shares per right and exercise price per share in force at the end of `day`."""
         terms = self.require_terms()
-        spr = Fraction(terms["shares_per_right"])
-        d = day.toordinal()
-        for ordinal, ratio in self.adjustments:
-            if ordinal <= d:
-                spr *= Fraction(ratio)
-        return spr
-
-    def exercise_price_on(self, day: date) -> Decimal:
-        """Exercise price per share in force on `day`: divided by each ratio, rounded up."""
-        terms = self.require_terms()
-        price = terms["exercise_price_per_share"]
-        d = day.toordinal()
-        for ordinal, ratio in self.adjustments:
-            if ordinal <= d:
-                price = round_up_to_minor(Fraction(price) / Fraction(ratio), terms["currency"])
-        return price
+        steps = terms_in_force(
+            terms["shares_per_right"],
+            terms["exercise_price_per_share"],
+            terms["currency"],
+            self.adjustments,
+        )
+        base = (Fraction(terms["shares_per_right"]), terms["exercise_price_per_share"])
+        return in_force_on(base, steps, day.toordinal())
 
     # ------------------------------------------------------------------ guards
     def require_terms(self) -> dict[str, Any]:
@@ -223,11 +216,12 @@ class Issuance(Aggregate):
             raise OverMaxRights(
                 f"{terms['rights']} rights exceed the {self.max_rights} the resolution allows"
             )
-        self._terms_set(**terms, command_id=command_id, actor=actor, reason=reason)
+        self._terms_set(issuance=self.issuance, **terms, command_id=command_id, actor=actor, reason=reason)
 
     @event("TermsSet")
     def _terms_set(
         self,
+        issuance: str,
         decided_on: date,
         rights: int,
         shares_per_right: int,
@@ -300,6 +294,7 @@ class Issuance(Aggregate):
             self.check_timeline(holder, [allotted_on.toordinal(), self.version + 1, ALLOT, rights, 0])
         amount = rights * terms["price_per_right"] if payment != "gratis" else Decimal(0)
         self._allotted(
+            issuance=self.issuance,
             holder=holder,
             name=name,
             group=group,
@@ -316,6 +311,7 @@ class Issuance(Aggregate):
     @event("RightsAllotted")
     def _allotted(
         self,
+        issuance: str,
         holder: str,
         name: str,
         group: str,
@@ -391,10 +387,10 @@ class Issuance(Aggregate):
                 f"{holder} has {self.outstanding(pos)} rights of {self.issuance} outstanding; "
                 f"cannot exercise {rights}"
             )
-        spr = self.shares_per_right_on(exercised_on)
+        spr, price = self.terms_on(exercised_on)
         shares = floor(rights * spr)
-        price = self.exercise_price_on(exercised_on)
         self._exercised(
+            issuance=self.issuance,
             holder=holder,
             rights=rights,
             exercised_on=exercised_on,
@@ -411,6 +407,7 @@ class Issuance(Aggregate):
     @event("RightsExercised")
     def _exercised(
         self,
+        issuance: str,
         holder: str,
         rights: int,
         exercised_on: date,
@@ -462,6 +459,7 @@ class Issuance(Aggregate):
                 f"cannot forfeit {n}"
             )
         self._forfeited(
+            issuance=self.issuance,
             holder=holder,
             rights=n,
             all_outstanding=bool(every),
@@ -486,6 +484,7 @@ class Issuance(Aggregate):
     @event("RightsForfeited")
     def _forfeited(
         self,
+        issuance: str,
         holder: str,
         rights: int,
         all_outstanding: bool,
@@ -514,6 +513,7 @@ class Issuance(Aggregate):
                 "it delivered"
             )
         self._adjusted(
+            issuance=self.issuance,
             ratio=fraction_str(ratio),
             effective_on=effective_on,
             command_id=command_id,
@@ -523,7 +523,7 @@ class Issuance(Aggregate):
 
     @event("SharesAdjusted")
     def _adjusted(
-        self, ratio: str, effective_on: date, command_id: str, actor: str, reason: str
+        self, issuance: str, ratio: str, effective_on: date, command_id: str, actor: str, reason: str
     ) -> None:
         self.adjustments.append([effective_on.toordinal(), ratio])
         self.adjustments.sort(key=lambda a: a[0])  # stable: same date keeps record order
@@ -549,12 +549,14 @@ class Issuance(Aggregate):
             if self.outstanding(pos) > 0
         }
         self._expired(
+            issuance=self.issuance,
             expired_on=expired_on, expired=expired, command_id=command_id, actor=actor, reason=reason
         )
 
     @event("RightsExpired")
     def _expired(
         self,
+        issuance: str,
         expired_on: date,
         expired: dict[str, int],
         command_id: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -18,7 +19,9 @@ class Issuer(Aggregate):
         return ids.issuer_id()
 
     @event("Registered")
-    def __init__(self, issuer: str, command_id: str, actor: str, reason: str) -> None:
+    def __init__(
+        self, issuer: str, registered_on: date, command_id: str, actor: str, reason: str
+    ) -> None:
         self.name = issuer
 
     def check_same_issuer(self, issuer: str) -> None:

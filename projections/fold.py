@@ -1,0 +1,247 @@
+"""Projections as pure functions of the events.
+
+:func:`effects` says what one stored event changes in the read model, as plain values; the SQL
+projector (:mod:`.runner`) and the in-memory replay (:func:`replay`) both fold those effects, so
+a rebuilt projection, an incremental one and an audit replay are the same function of the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Iterable
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class IssuanceInfo:
+    issuance: str
+    columns: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    issuance: str
+    position: int
+    effective_on: date
+    ratio: str
+
+
+@dataclass(frozen=True)
+class HoldingDelta:
+    """A change to one holder's position in one issuance, effective at the end of a date."""
+
+    issuance: str
+    holder: str
+    effective_on: date
+    position: int
+    currency: str
+    allotted: int = 0
+    exercised: int = 0
+    forfeited: int = 0
+    expired: int = 0
+    shares_delivered: int = 0
+    amount_offset: Decimal = ZERO
+    amount_paid: Decimal = ZERO
+    exercise_price_paid: Decimal = ZERO
+    name: str | None = None  # set by allotments: the name and group of the holding
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Allotment:
+    position: int
+    issuance: str
+    holder: str
+    allotted_on: date
+    rights: int
+    payment: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Departure:
+    holder: str
+    departed_on: date
+
+
+def event_type(event: Any) -> str:
+    """`Issuance.RightsAllotted` -> `RightsAllotted`."""
+    return type(event).__qualname__.rsplit(".", 1)[-1]
+
+
+_TERMS_COLUMNS = (
+    "decided_on",
+    "rights",
+    "shares_per_right",
+    "share_class",
+    "price_per_right",
+    "currency",
+    "exercise_price_per_share",
+    "allotment_date",
+    "exercise_from",
+    "exercise_to",
+    "exercisable_only_after_departure",
+    "exercise_window_days_after_departure",
+)
+
+
+def effects(position: int, event: Any) -> list[Any]:
+    """What one stored event changes in the read model (pure)."""
+    kind = event_type(event)
+    e = event
+    if kind == "ResolutionPassed":
+        return [
+            IssuanceInfo(
+                e.issuance,
+                {
+                    "issuer": e.issuer,
+                    "title": e.title,
+                    "body": e.body,
+                    "resolved_on": e.resolved_on,
+                    "max_rights": e.max_rights,
+                },
+            )
+        ]
+    if kind == "TermsSet":
+        return [IssuanceInfo(e.issuance, {c: getattr(e, c) for c in _TERMS_COLUMNS})]
+    if kind == "RightsAllotted":
+        paid = e.amount if e.payment in ("offset", "cash") else ZERO
+        return [
+            HoldingDelta(
+                e.issuance,
+                e.holder,
+                e.allotted_on,
+                position,
+                e.currency,
+                allotted=e.rights,
+                amount_offset=e.amount if e.payment == "offset" else ZERO,
+                amount_paid=paid,
+                name=e.name,
+                group=e.group,
+            ),
+            Allotment(position, e.issuance, e.holder, e.allotted_on, e.rights, e.payment, paid),
+        ]
+    if kind == "RightsExercised":
+        return [
+            HoldingDelta(
+                e.issuance,
+                e.holder,
+                e.exercised_on,
+                position,
+                e.currency,
+                exercised=e.rights,
+                shares_delivered=e.shares_delivered,
+                exercise_price_paid=e.exercise_price_paid,
+            )
+        ]
+    if kind == "RightsForfeited":
+        return [
+            HoldingDelta(e.issuance, e.holder, e.forfeited_on, position, "", forfeited=e.rights)
+        ]
+    if kind == "RightsExpired":
+        return [
+            IssuanceInfo(e.issuance, {"expired_on": e.expired_on}),
+            *(
+                HoldingDelta(e.issuance, h, e.expired_on, position, "", expired=n)
+                for h, n in sorted(e.expired.items())
+            ),
+        ]
+    if kind == "SharesAdjusted":
+        return [Adjustment(e.issuance, position, e.effective_on, e.ratio)]
+    if kind == "Departed":
+        return [Departure(e.holder, e.departed_on)]
+    return []  # Issuer.Registered, Holder.Registered, Holder.JoinedIssuance: nothing to show
+
+
+# --------------------------------------------------------------------------- holding rows
+
+NUMERIC = (
+    "allotted",
+    "exercised",
+    "forfeited",
+    "expired",
+    "shares_delivered",
+    "amount_offset",
+    "amount_paid",
+    "exercise_price_paid",
+)
+
+
+def new_row(delta: HoldingDelta) -> dict[str, Any]:
+    """A zero holding row at the delta's date (before the delta is added)."""
+    return {
+        "issuance": delta.issuance,
+        "holder": delta.holder,
+        "effective_on": delta.effective_on,
+        "name": delta.name or "",
+        "grp": delta.group or "",
+        "last_allot_on": date.min,
+        "last_allot_pos": 0,
+        "allotted": 0,
+        "exercised": 0,
+        "forfeited": 0,
+        "expired": 0,
+        "shares_delivered": 0,
+        "amount_offset": ZERO,
+        "amount_paid": ZERO,
+        "exercise_price_paid": ZERO,
+        "currency": delta.currency,
+    }
+
+
+def add_delta(row: dict[str, Any], delta: HoldingDelta) -> None:
+    """Add a delta effective on or before the row's date into a cumulative row."""
+    for f in NUMERIC:
+        v = getattr(delta, f)
+        if v:
+            row[f] = row[f] + v
+    if delta.currency and not row["currency"]:
+        row["currency"] = delta.currency
+    if delta.name is not None and (delta.effective_on, delta.position) >= (
+        row["last_allot_on"],
+        row["last_allot_pos"],
+    ):
+        row["name"], row["grp"] = delta.name, delta.group
+        row["last_allot_on"], row["last_allot_pos"] = delta.effective_on, delta.position
+
+
+@dataclass
+class Replay:
+    """Holdings folded in memory from raw events, as at a date (None: every event)."""
+
+    as_of: date | None = None
+    holdings: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    issuances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    adjustments: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+
+    def feed(self, position: int, event: Any) -> None:
+        for eff in effects(position, event):
+            self.apply(eff)
+
+    def apply(self, eff: Any) -> None:
+        if isinstance(eff, IssuanceInfo):
+            self.issuances.setdefault(eff.issuance, {"issuance": eff.issuance}).update(eff.columns)
+        elif isinstance(eff, Adjustment):
+            if self.as_of is None or eff.effective_on <= self.as_of:
+                self.adjustments.setdefault(eff.issuance, []).append(
+                    (eff.effective_on.toordinal(), eff.position, eff.ratio)
+                )
+        elif isinstance(eff, HoldingDelta):
+            if self.as_of is not None and eff.effective_on > self.as_of:
+                return
+            key = (eff.issuance, eff.holder)
+            row = self.holdings.get(key)
+            if row is None:
+                row = self.holdings[key] = new_row(eff)
+            add_delta(row, eff)
+
+
+def replay(events: Iterable[tuple[int, Any]], as_of: date | None = None) -> Replay:
+    """Fold (position, event) pairs into holdings as at `as_of`, without any table."""
+    r = Replay(as_of)
+    for position, event in events:
+        r.feed(position, event)
+    return r

@@ -1,0 +1,94 @@
+"""The audit trail: every stored event, in store order, as plain JSON-ready objects."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterator
+
+from .fold import event_type
+
+# Event class -> (history type, the field that is its effective date).
+EVENT_TYPES = {
+    "Issuer.Registered": ("issuer_registered", "registered_on"),
+    "Issuance.ResolutionPassed": ("resolution_passed", "resolved_on"),
+    "Issuance.TermsSet": ("terms_set", "decided_on"),
+    "Issuance.RightsAllotted": ("rights_allotted", "allotted_on"),
+    "Issuance.RightsExercised": ("rights_exercised", "exercised_on"),
+    "Issuance.RightsForfeited": ("rights_forfeited", "forfeited_on"),
+    "Issuance.SharesAdjusted": ("shares_adjusted", "effective_on"),
+    "Issuance.RightsExpired": ("rights_expired", "expired_on"),
+    "Holder.Registered": ("holder_registered", "joined_on"),
+    "Holder.JoinedIssuance": ("holder_joined_issuance", "joined_on"),
+    "Holder.Departed": ("holder_departed", "departed_on"),
+}
+_INTERNAL = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+_META = ("command_id", "actor", "reason")
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    return v
+
+
+def history_row(position: int, event: Any) -> dict[str, Any]:
+    """One event as the contract's history object (common fields first, then its own)."""
+    qual = type(event).__qualname__
+    kind, date_field = EVENT_TYPES.get(qual, (event_type(event), None))
+    own = {k: v for k, v in event.__dict__.items() if k not in _INTERNAL and k not in _META}
+    row: dict[str, Any] = {
+        "position": position,
+        "type": kind,
+        "effective_on": _json_value(own.get(date_field)) if date_field else None,
+        "recorded_at": _json_value(event.timestamp),
+        "command_id": event.command_id,
+        "actor": event.actor,
+        "reason": event.reason,
+        "aggregate": str(event.originator_id),
+        "version": event.originator_version,
+    }
+    if "issuance" in own:
+        row["issuance"] = own["issuance"]
+    if "holder" in own:
+        row["holder"] = own["holder"]
+    for k, v in own.items():
+        row.setdefault(k, _json_value(v))
+    return row
+
+
+def history_rows(ledger: Any, issuance: str | None = None, holder: str | None = None) -> Iterator[dict[str, Any]]:
+    """Stream the stored events (store order), optionally of one issuance and/or holder."""
+    for position, event in ledger.iter_events():
+        d = event.__dict__
+        if issuance is not None and d.get("issuance") != issuance:
+            continue
+        if holder is not None and d.get("holder") != holder and holder not in d.get("expired", {}):
+            continue
+        yield history_row(position, event)
+
+
+_SKIP_IN_FIGURES = {
+    "position", "type", "effective_on", "recorded_at", "command_id", "actor", "reason",
+    "aggregate", "version", "issuance", "holder",
+}
+
+
+def figures_text(row: dict[str, Any]) -> str:
+    """The event's own fields as `key=value` pairs, for the history table."""
+    parts = []
+    for k, v in row.items():
+        if k in _SKIP_IN_FIGURES or v is None:
+            continue
+        if isinstance(v, dict):
+            v = ",".join(f"{a}:{b}" for a, b in v.items()) or "-"
+        parts.append(f"{k}={v}")
+    return " ".join(parts)

@@ -1,0 +1,324 @@
+"""Keeps the read models up to date from the event notifications, with a stored position.
+
+Each page of notifications is folded and written in one transaction together with the new
+tracking position, so a crash leaves the projections at a page boundary and `catch-up` resumes
+from there. Writers are serialised (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``SELECT ... FOR
+UPDATE`` on the tracking row), so two catch-ups never fold the same event twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from typing import Any, Callable
+
+from sqlalchemy import and_, bindparam, delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine, create_engine
+
+from ..ledger.errors import StoreUnavailable
+from ..ledger.terms import terms_in_force
+from . import schema as t
+from .fold import (
+    Adjustment,
+    Allotment,
+    Departure,
+    HoldingDelta,
+    IssuanceInfo,
+    add_delta,
+    effects,
+    new_row,
+)
+
+NAME = "holdings"
+PAGE = 5000
+
+
+def make_engines(url: str, kind: str) -> tuple[Engine, Engine]:
+    """(writer, reader) engines. On SQLite the writer takes the write lock at BEGIN."""
+    if kind == "sqlite":
+        writer = create_engine(url, connect_args={"timeout": 30})
+        reader = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(writer, "connect")
+        def _no_implicit_begin(dbapi_conn, _rec):  # pysqlite's own BEGIN is deferred
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(writer, "begin")
+        def _begin_immediate(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return writer, reader
+    engine = create_engine(url, pool_size=2, max_overflow=2, connect_args={"connect_timeout": 5})
+    return engine, engine
+
+
+@dataclass
+class Status:
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.position)
+
+
+class Projector:
+    """Folds events into the ``proj_*`` tables: catch-up, rebuild, status."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        cfg = ledger.config
+        self.kind = cfg.kind
+        self.writer, self.reader = make_engines(cfg.sqlalchemy_url, cfg.kind)
+        try:
+            t.metadata.create_all(self.writer)
+            self._ensure_tracking()
+        except Exception as e:
+            raise StoreUnavailable(f"cannot write store {cfg.display}: {_one_line(e)}") from None
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self._issuances: dict[str, dict[str, Any]] = {}
+        self._known_position: int | None = None
+        self._empty = False
+
+    def close(self) -> None:
+        self.writer.dispose()
+        self.reader.dispose()
+
+    # ------------------------------------------------------------------ tracking
+    def _ensure_tracking(self) -> None:
+        with self.writer.begin() as conn:
+            found = conn.execute(select(t.tracking.c.position).where(t.tracking.c.name == NAME)).first()
+            if found is None:
+                conn.execute(insert(t.tracking).values(name=NAME, position=0))
+
+    def _lock_position(self, conn: Connection) -> int:
+        q = select(t.tracking.c.position).where(t.tracking.c.name == NAME)
+        if self.kind == "postgresql":
+            q = q.with_for_update()
+        return int(conn.execute(q).scalar_one())
+
+    def position(self) -> int:
+        with self.reader.connect() as conn:
+            return int(
+                conn.execute(select(t.tracking.c.position).where(t.tracking.c.name == NAME)).scalar_one()
+            )
+
+    def status(self) -> Status:
+        return Status(self.position(), self.ledger.head_position())
+
+    # ------------------------------------------------------------------ folding
+    def catch_up(self, progress: Callable[[int], None] | None = None, page: int = PAGE) -> int:
+        """Fold every event after the tracking position; returns how many were folded."""
+        done = 0
+        while True:
+            with self.writer.begin() as conn:
+                pos = self._lock_position(conn)
+                if pos != self._known_position:
+                    # Someone else moved the projections (or this is our first page): what we
+                    # hold in memory may be stale.
+                    self._latest.clear()
+                    self._issuances.clear()
+                    self._empty = pos == 0 and self._count_holdings(conn) == 0
+                rows = self.ledger.notifications(pos + 1, page)
+                if rows:
+                    batch = [(n.id, self.ledger.decode(n)) for n in rows]
+                    self._fold(conn, batch)
+                    pos = rows[-1].id
+                    conn.execute(
+                        update(t.tracking).where(t.tracking.c.name == NAME).values(position=pos)
+                    )
+            self._known_position = pos
+            done += len(rows)
+            if progress and rows:
+                progress(len(rows))
+            if len(rows) < page:
+                return done
+
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
+        """Empty the read models and refold them from the first event."""
+        with self.writer.begin() as conn:
+            self._lock_position(conn)
+            for table in t.READ_MODELS:
+                conn.execute(delete(table))
+            conn.execute(update(t.tracking).where(t.tracking.c.name == NAME).values(position=0))
+        self._known_position = None
+        return self.catch_up(progress)
+
+    def _count_holdings(self, conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(t.holdings)).scalar_one())
+
+    def _fold(self, conn: Connection, batch: list[tuple[int, Any]]) -> None:
+        inserts: dict[tuple[str, str, date], dict[str, Any]] = {}
+        updates: dict[tuple[str, str, date], dict[str, Any]] = {}
+        allot_rows: list[dict[str, Any]] = []
+        adjust_rows: list[dict[str, Any]] = []
+        retime: set[str] = set()
+
+        def flush() -> None:
+            if inserts:
+                conn.execute(insert(t.holdings), list(inserts.values()))
+                inserts.clear()
+            if updates:
+                conn.execute(_UPDATE_HOLDING, [_bind(r) for r in updates.values()])
+                updates.clear()
+
+        for position, ev in batch:
+            for eff in effects(position, ev):
+                if isinstance(eff, HoldingDelta):
+                    key = (eff.issuance, eff.holder)
+                    latest = self._latest.get(key)
+                    if latest is None and not self._empty:
+                        latest = self._load_latest(conn, key)
+                    if latest is None or eff.effective_on > latest["effective_on"]:
+                        row = dict(latest) if latest else new_row(eff)
+                        row["effective_on"] = eff.effective_on
+                        add_delta(row, eff)
+                        self._latest[key] = row
+                        inserts[(*key, eff.effective_on)] = row
+                    elif eff.effective_on == latest["effective_on"]:
+                        add_delta(latest, eff)
+                        pk = (*key, eff.effective_on)
+                        if pk not in inserts:
+                            updates[pk] = latest
+                    else:  # a late entry: rewrite this holding's rows from its date on
+                        flush()
+                        self._backdate(conn, eff)
+                        self._latest[key] = self._load_latest(conn, key)
+                        self._empty = False
+                elif isinstance(eff, Allotment):
+                    allot_rows.append(eff.__dict__.copy())
+                elif isinstance(eff, IssuanceInfo):
+                    flush()
+                    self._upsert_issuance(conn, eff)
+                    if "shares_per_right" in eff.columns:
+                        retime.add(eff.issuance)
+                elif isinstance(eff, Adjustment):
+                    adjust_rows.append(eff.__dict__.copy())
+                    retime.add(eff.issuance)
+                elif isinstance(eff, Departure):
+                    conn.execute(insert(t.departures).values(holder=eff.holder, departed_on=eff.departed_on))
+        flush()
+        if allot_rows:
+            conn.execute(insert(t.allotments), allot_rows)
+        if adjust_rows:
+            conn.execute(insert(t.adjustments), adjust_rows)
+        for issuance in sorted(retime):
+            self._write_share_terms(conn, issuance)
+
+    def _load_latest(self, conn: Connection, key: tuple[str, str]) -> dict[str, Any] | None:
+        h = t.holdings.c
+        row = conn.execute(
+            select(t.holdings)
+            .where(and_(h.issuance == key[0], h.holder == key[1]))
+            .order_by(h.effective_on.desc())
+            .limit(1)
+        ).mappings().first()
+        return dict(row) if row else None
+
+    def _backdate(self, conn: Connection, eff: HoldingDelta) -> None:
+        """Add a late delta to the row of its date (made from the row before if missing) and
+        to every later row of the holding: the rows stay cumulative."""
+        h = t.holdings.c
+        where = and_(h.issuance == eff.issuance, h.holder == eff.holder)
+        later = [
+            dict(r)
+            for r in conn.execute(
+                select(t.holdings)
+                .where(where, h.effective_on >= eff.effective_on)
+                .order_by(h.effective_on)
+            ).mappings()
+        ]
+        if not later or later[0]["effective_on"] != eff.effective_on:
+            before = conn.execute(
+                select(t.holdings)
+                .where(where, h.effective_on < eff.effective_on)
+                .order_by(h.effective_on.desc())
+                .limit(1)
+            ).mappings().first()
+            row = dict(before) if before else new_row(eff)
+            row["effective_on"] = eff.effective_on
+            add_delta(row, eff)
+            conn.execute(insert(t.holdings), [row])
+        for r in later:
+            add_delta(r, eff)
+        if later:
+            conn.execute(_UPDATE_HOLDING, [_bind(r) for r in later])
+
+    def _upsert_issuance(self, conn: Connection, eff: IssuanceInfo) -> None:
+        c = t.issuances.c
+        exists = conn.execute(select(c.issuance).where(c.issuance == eff.issuance)).first()
+        if exists:
+            conn.execute(update(t.issuances).where(c.issuance == eff.issuance).values(**eff.columns))
+        else:
+            conn.execute(insert(t.issuances).values(issuance=eff.issuance, **eff.columns))
+
+    def _write_share_terms(self, conn: Connection, issuance: str) -> None:
+        """Recompute the terms in force over time for one issuance (few rows: one per date)."""
+        c = t.issuances.c
+        info = conn.execute(select(t.issuances).where(c.issuance == issuance)).mappings().first()
+        conn.execute(delete(t.share_terms).where(t.share_terms.c.issuance == issuance))
+        if info is None or info["shares_per_right"] is None:
+            return
+        a = t.adjustments.c
+        adjustments = [
+            (r.effective_on.toordinal(), r.ratio)
+            for r in conn.execute(
+                select(a.effective_on, a.ratio).where(a.issuance == issuance).order_by(a.effective_on, a.position)
+            )
+        ]
+        base = (Fraction(info["shares_per_right"]), info["exercise_price_per_share"])
+        rows = [(info["resolved_on"].toordinal(), *base)] + terms_in_force(
+            info["shares_per_right"], info["exercise_price_per_share"], info["currency"], adjustments
+        )
+        conn.execute(
+            insert(t.share_terms),
+            [
+                {
+                    "issuance": issuance,
+                    "effective_on": date.fromordinal(o),
+                    "spr_num": spr.numerator,
+                    "spr_den": spr.denominator,
+                    "exercise_price": price,
+                }
+                for o, spr, price in _dedupe(rows)
+            ],
+        )
+
+
+def _dedupe(rows: list[tuple[int, Fraction, Any]]) -> list[tuple[int, Fraction, Any]]:
+    out: dict[int, tuple[int, Fraction, Any]] = {}
+    for r in rows:
+        out[r[0]] = r  # a later row of the same date wins (adjustments of the resolution date)
+    return [out[k] for k in sorted(out)]
+
+
+_h = t.holdings.c
+_UPDATE_HOLDING = (
+    update(t.holdings)
+    .where(
+        and_(
+            _h.issuance == bindparam("k_issuance"),
+            _h.holder == bindparam("k_holder"),
+            _h.effective_on == bindparam("k_effective_on"),
+        )
+    )
+    .values(
+        {
+            name: bindparam("v_" + name)
+            for name in ("name", "grp", "last_allot_on", "last_allot_pos", *t.HOLDING_FIGURES, "currency")
+        }
+    )
+)
+
+
+def _bind(row: dict[str, Any]) -> dict[str, Any]:
+    out = {"k_issuance": row["issuance"], "k_holder": row["holder"], "k_effective_on": row["effective_on"]}
+    for name in ("name", "grp", "last_allot_on", "last_allot_pos", *t.HOLDING_FIGURES, "currency"):
+        out["v_" + name] = row[name]
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,148 @@
+"""Read-model tables (SQLAlchemy Core), in the same database as the events.
+
+``proj_holdings`` is the heart: one row per (issuance, holder, effective date) holding the
+*cumulative* figures at the end of that date. "As at D" is then the latest row on or before D
+per holding: an index seek per holder, never a replay or a sum over the log.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class Money(TypeDecorator):
+    """Exact decimal money stored as text: SQLite has no exact decimal type, so no float ever."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else format(Decimal(value), "f")
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else Decimal(value)
+
+
+metadata = MetaData()
+
+tracking = Table(
+    "proj_tracking",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+issuances = Table(
+    "proj_issuances",
+    metadata,
+    Column("issuance", Text, primary_key=True),
+    Column("issuer", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", String(32), nullable=False),
+    Column("resolved_on", Date, nullable=False),
+    Column("max_rights", Integer),
+    Column("decided_on", Date),
+    Column("rights", Integer),
+    Column("shares_per_right", Integer),
+    Column("share_class", Text),
+    Column("price_per_right", Money),
+    Column("currency", String(3)),
+    Column("exercise_price_per_share", Money),
+    Column("allotment_date", Date),
+    Column("exercise_from", Date),
+    Column("exercise_to", Date),
+    Column("exercisable_only_after_departure", Boolean),
+    Column("exercise_window_days_after_departure", Integer),
+    Column("expired_on", Date),
+)
+
+adjustments = Table(
+    "proj_adjustments",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("issuance", Text, nullable=False),
+    Column("effective_on", Date, nullable=False),
+    Column("ratio", String(64), nullable=False),
+    Index("ix_proj_adjustments_issuance", "issuance", "effective_on"),
+)
+
+# Terms in force from `effective_on` (after every adjustment of that date).
+share_terms = Table(
+    "proj_share_terms",
+    metadata,
+    Column("issuance", Text, primary_key=True),
+    Column("effective_on", Date, primary_key=True),
+    Column("spr_num", BigInteger, nullable=False),
+    Column("spr_den", BigInteger, nullable=False),
+    Column("exercise_price", Money, nullable=False),
+)
+
+holdings = Table(
+    "proj_holdings",
+    metadata,
+    Column("issuance", Text, primary_key=True),
+    Column("holder", Text, primary_key=True),
+    Column("effective_on", Date, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("grp", Text, nullable=False),
+    Column("last_allot_on", Date, nullable=False),
+    Column("last_allot_pos", BigInteger, nullable=False),
+    Column("allotted", Integer, nullable=False),
+    Column("exercised", Integer, nullable=False),
+    Column("forfeited", Integer, nullable=False),
+    Column("expired", Integer, nullable=False),
+    Column("shares_delivered", BigInteger, nullable=False),
+    Column("amount_offset", Money, nullable=False),
+    Column("amount_paid", Money, nullable=False),
+    Column("exercise_price_paid", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_proj_holdings_date", "effective_on"),
+)
+
+allotments = Table(
+    "proj_allotments",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("issuance", Text, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("allotted_on", Date, nullable=False),
+    Column("rights", Integer, nullable=False),
+    Column("payment", String(16), nullable=False),
+    Column("amount", Money, nullable=False),
+    Index("ix_proj_allotments_holding", "issuance", "holder", "allotted_on"),
+)
+
+departures = Table(
+    "proj_departures",
+    metadata,
+    Column("holder", Text, primary_key=True),
+    Column("departed_on", Date, nullable=False),
+)
+
+# Tables a rebuild empties and refills (tracking is reset, not dropped).
+READ_MODELS = (issuances, adjustments, share_terms, holdings, allotments, departures)
+
+HOLDING_FIGURES = (
+    "allotted",
+    "exercised",
+    "forfeited",
+    "expired",
+    "shares_delivered",
+    "amount_offset",
+    "amount_paid",
+    "exercise_price_paid",
+)
