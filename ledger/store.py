@@ -69,6 +69,9 @@ class _LedgerTables:
         "command_id TEXT PRIMARY KEY, digest TEXT NOT NULL, "
         "position BIGINT NOT NULL, events INTEGER NOT NULL)"
     )
+    COMMANDS_INDEX_DDL = (
+        "CREATE INDEX IF NOT EXISTS ix_ledger_commands_position ON ledger_commands (position)"
+    )
 
     def sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", "%s")
@@ -102,7 +105,12 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
     """eventsourcing's SQLite application recorder, with the chain and command tables."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), self.CHAIN_DDL, self.COMMANDS_DDL]
+        return [
+            *super().construct_create_table_statements(),
+            self.CHAIN_DDL,
+            self.COMMANDS_DDL,
+            self.COMMANDS_INDEX_DDL,
+        ]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any):
         # The event inserts come first: they take SQLite's write lock, so the head read
@@ -130,7 +138,9 @@ def _postgres_recorder_class():
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.sql_create_statements.extend([self.CHAIN_DDL, self.COMMANDS_DDL])
+            self.sql_create_statements.extend(
+                [self.CHAIN_DDL, self.COMMANDS_DDL, self.COMMANDS_INDEX_DDL]
+            )
 
         def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Any, **kwargs: Any):
             positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)

@@ -1,0 +1,192 @@
+"""One verb per command type, for people at a terminal.
+
+Each verb builds the same JSON object a command-file line would hold (options named after the
+fields) and applies it through the same service as `apply`; only the options given are put in
+the object, so its content digest (idempotency) is the same as the equivalent file line.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Optional
+
+import typer
+
+from . import render
+from .context import opened
+from .main import _state, app, apply_stream, handled
+
+resolution_app = typer.Typer(no_args_is_help=True, help="Resolutions authorising an issuance.")
+terms_app = typer.Typer(no_args_is_help=True, help="The terms of an issuance.")
+rights_app = typer.Typer(no_args_is_help=True, help="Allot, exercise, forfeit and expire rights.")
+holder_app = typer.Typer(no_args_is_help=True, help="Holders: departures from office.")
+shares_app = typer.Typer(no_args_is_help=True, help="Share adjustments: splits and consolidations.")
+app.add_typer(resolution_app, name="resolution")
+app.add_typer(terms_app, name="terms")
+app.add_typer(rights_app, name="rights")
+app.add_typer(holder_app, name="holder")
+app.add_typer(shares_app, name="shares")
+
+ID = typer.Option(None, "--id", help="Command id (default: a new UUID). Re-running the same id is a no-op.")
+ACTOR = typer.Option(None, "--actor", help="Who asks for it (default: the OS user).")
+REASON = typer.Option(None, "--reason", help="Free text kept on the event.")
+
+
+def submit(ctype: str, fields: dict[str, Any], cid: Optional[str], actor: Optional[str], reason: Optional[str]) -> None:
+    """Apply one command built from options, exactly as a line of a command file."""
+    import json
+
+    obj: dict[str, Any] = {"id": cid or str(uuid.uuid4()), "type": ctype}
+    obj.update({k: v for k, v in fields.items() if v is not None})
+    if actor is not None:
+        obj["actor"] = actor
+    if reason is not None:
+        obj["reason"] = reason
+    line = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    with opened(_state["db"]) as store:
+        # A one-line command stream: the same parser, service and projection update as `apply`.
+        report = apply_stream(store, _single_line(line), False, None)
+    if report.skipped:
+        render.out(f"already applied: {ctype} (id {obj['id']}); nothing changed")
+    else:
+        render.out(f"applied {ctype} (id {obj['id']}), {report.events} events")
+
+
+def _single_line(line: bytes) -> Any:
+    yield line + b"\n"
+
+
+def _rights_or_all(value: str) -> Any:
+    if value == "all":
+        return "all"
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an integer or 'all'", param_hint="--rights") from None
+
+
+@resolution_app.command("pass")
+@handled
+def resolution_pass(
+    issuance: str = typer.Argument(..., help="Issuance id, e.g. iij-2013-sar."),
+    issuer: str = typer.Option(..., "--issuer"),
+    body: str = typer.Option(..., "--body", help="board_of_directors or shareholders_meeting"),
+    resolved_on: str = typer.Option(..., "--resolved-on"),
+    title: str = typer.Option(..., "--title"),
+    max_rights: Optional[int] = typer.Option(None, "--max-rights"),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """pass_resolution: the decision that authorises an issuance."""
+    submit("pass_resolution", dict(issuance=issuance, issuer=issuer, body=body, resolved_on=resolved_on,
+                                   title=title, max_rights=max_rights), id, actor, reason)
+
+
+@terms_app.command("set")
+@handled
+def terms_set(
+    issuance: str = typer.Argument(...),
+    decided_on: str = typer.Option(..., "--decided-on"),
+    rights: int = typer.Option(..., "--rights"),
+    shares_per_right: int = typer.Option(..., "--shares-per-right"),
+    share_class: Optional[str] = typer.Option(None, "--share-class"),
+    price_per_right: str = typer.Option(..., "--price-per-right"),
+    currency: str = typer.Option(..., "--currency"),
+    exercise_price_per_share: str = typer.Option(..., "--exercise-price-per-share"),
+    allotment_date: str = typer.Option(..., "--allotment-date"),
+    exercise_from: str = typer.Option(..., "--exercise-from"),
+    exercise_to: str = typer.Option(..., "--exercise-to"),
+    exercisable_only_after_departure: Optional[bool] = typer.Option(
+        None, "--exercisable-only-after-departure/--exercisable-before-departure"),
+    exercise_window_days_after_departure: Optional[int] = typer.Option(None, "--exercise-window-days-after-departure"),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """set_terms: total rights, shares per right, prices, allotment date, exercise period."""
+    submit("set_terms", dict(
+        issuance=issuance, decided_on=decided_on, rights=rights, shares_per_right=shares_per_right,
+        share_class=share_class, price_per_right=price_per_right, currency=currency,
+        exercise_price_per_share=exercise_price_per_share, allotment_date=allotment_date,
+        exercise_from=exercise_from, exercise_to=exercise_to,
+        exercisable_only_after_departure=exercisable_only_after_departure,
+        exercise_window_days_after_departure=exercise_window_days_after_departure,
+    ), id, actor, reason)
+
+
+@rights_app.command("allot")
+@handled
+def rights_allot(
+    issuance: str = typer.Argument(...),
+    holder: str = typer.Option(..., "--holder"),
+    name: str = typer.Option(..., "--name"),
+    group: str = typer.Option(..., "--group"),
+    rights: int = typer.Option(..., "--rights"),
+    allotted_on: str = typer.Option(..., "--allotted-on"),
+    payment: str = typer.Option(..., "--payment", help="offset, cash or gratis"),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """allot_rights: rights to one holder (payment by offset, cash or gratis)."""
+    submit("allot_rights", dict(issuance=issuance, holder=holder, name=name, group=group, rights=rights,
+                                allotted_on=allotted_on, payment=payment), id, actor, reason)
+
+
+@rights_app.command("exercise")
+@handled
+def rights_exercise(
+    issuance: str = typer.Argument(...),
+    holder: str = typer.Option(..., "--holder"),
+    rights: int = typer.Option(..., "--rights"),
+    exercised_on: str = typer.Option(..., "--exercised-on"),
+    delivery: Optional[str] = typer.Option(None, "--delivery", help="new_shares (default) or treasury_shares"),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """exercise_rights: turn rights into shares."""
+    submit("exercise_rights", dict(issuance=issuance, holder=holder, rights=rights, exercised_on=exercised_on,
+                                   delivery=delivery), id, actor, reason)
+
+
+@rights_app.command("forfeit")
+@handled
+def rights_forfeit(
+    issuance: str = typer.Argument(...),
+    holder: str = typer.Option(..., "--holder"),
+    rights: str = typer.Option(..., "--rights", help="A number of rights, or 'all' outstanding."),
+    forfeited_on: str = typer.Option(..., "--forfeited-on"),
+    reason: str = typer.Option(..., "--reason", help="Why the rights lapse."),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR,
+) -> None:
+    """forfeit_rights: rights lapse unexercised."""
+    submit("forfeit_rights", dict(issuance=issuance, holder=holder, rights=_rights_or_all(rights),
+                                  forfeited_on=forfeited_on), id, actor, reason)
+
+
+@rights_app.command("expire")
+@handled
+def rights_expire(
+    issuance: str = typer.Argument(...),
+    expired_on: str = typer.Option(..., "--expired-on"),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """expire_rights: every right still outstanding lapses after the exercise period."""
+    submit("expire_rights", dict(issuance=issuance, expired_on=expired_on), id, actor, reason)
+
+
+@holder_app.command("depart")
+@handled
+def holder_depart(
+    holder: str = typer.Argument(...),
+    departed_on: str = typer.Option(..., "--departed-on"),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """record_departure: the holder left office (starts any exercise window)."""
+    submit("record_departure", dict(holder=holder, departed_on=departed_on), id, actor, reason)
+
+
+@shares_app.command("adjust")
+@handled
+def shares_adjust(
+    issuance: str = typer.Argument(...),
+    ratio: str = typer.Option(..., "--ratio", help='"2" for a 1:2 split, "0.5" or "1/2" for a 2:1 consolidation.'),
+    effective_on: str = typer.Option(..., "--effective-on"),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """adjust_shares: a split or consolidation from its effective date."""
+    submit("adjust_shares", dict(issuance=issuance, ratio=ratio, effective_on=effective_on), id, actor, reason)

@@ -1,0 +1,252 @@
+"""Projections == a fresh replay of the events, checked without holding the log in memory.
+
+The holding rows are cumulative per (issuance, holder, date). For each holding we fold a
+weighted sum of the event deltas, each weighted by a hash of (issuance, holder, date), and
+the same weighted sum of the differences between consecutive projection rows. The two agree
+for every holding exactly when every dated row equals the fold of the events up to its date
+(up to a 2^-60 chance per holding), and the memory needed is one accumulator per holding, not
+one per event. The latest row of each holding is also compared field by field (names, groups)
+with the in-memory replay, and the small tables (issuances, terms in force, allotments,
+departures) are compared whole or by an order-free fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import select
+
+from ..ledger.terms import terms_in_force
+from . import schema as t
+from .fold import (
+    NUMERIC,
+    Adjustment,
+    Allotment,
+    Departure,
+    HoldingDelta,
+    IssuanceInfo,
+    Replay,
+    effects,
+)
+
+
+def _weight(issuance: str, holder: str, day: date) -> int:
+    h = hashlib.sha256(f"{issuance}\x1f{holder}\x1f{day.isoformat()}".encode()).digest()
+    return int.from_bytes(h[:8], "big") | 1
+
+
+def _row_hash(*parts: Any) -> int:
+    text = "\x1f".join("" if p is None else str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")
+
+
+@dataclass
+class ProjectionFinding:
+    table: str
+    key: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"projection {self.table} {self.key}: {self.problem}"
+
+
+class _Fold:
+    """Everything the replay side needs, in memory proportional to holdings, not events."""
+
+    def __init__(self) -> None:
+        self.replay = Replay()
+        self.acc: dict[tuple[str, str], list[Any]] = {}
+        self.allot_fp = 0
+        self.allot_n = 0
+        self.departures: dict[str, date] = {}
+
+    def feed(self, position: int, event: Any) -> None:
+        for eff in effects(position, event):
+            if isinstance(eff, HoldingDelta):
+                self.replay.apply(eff)
+                w = _weight(eff.issuance, eff.holder, eff.effective_on)
+                acc = self.acc.setdefault((eff.issuance, eff.holder), [0] * len(NUMERIC))
+                for i, f in enumerate(NUMERIC):
+                    v = getattr(eff, f)
+                    if v:
+                        acc[i] += w * v
+            elif isinstance(eff, Allotment):
+                self.allot_n += 1
+                self.allot_fp += _row_hash(
+                    eff.position, eff.issuance, eff.holder, eff.allotted_on.isoformat(), eff.rights,
+                    eff.payment, format(eff.amount, "f"),
+                )
+            elif isinstance(eff, Departure):
+                self.departures[eff.holder] = eff.departed_on
+            elif isinstance(eff, (IssuanceInfo, Adjustment)):
+                self.replay.apply(eff)
+
+
+def verify_projections(
+    ledger: Any, conn: Any, upto: int, progress: Callable[[int], None] | None = None
+) -> ProjectionFinding | None:
+    """Compare every projection table with a replay of the events up to position `upto`."""
+    with localcontext() as ctx:
+        ctx.prec = 200  # weighted sums of money stay exact
+        fold = _Fold()
+        n = 0
+        for position, event in ledger.iter_events():
+            if position > upto:
+                break
+            fold.feed(position, event)
+            n += 1
+            if progress is not None and n % 5000 == 0:
+                progress(5000)
+        if progress is not None:
+            progress(n % 5000)
+        return (
+            _check_holdings(conn, fold)
+            or _check_issuances(conn, fold)
+            or _check_share_terms(conn, fold)
+            or _check_allotments(conn, fold)
+            or _check_departures(conn, fold)
+        )
+
+
+def _check_holdings(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    h = t.holdings.c
+    seen: set[tuple[str, str]] = set()
+    key: tuple[str, str] | None = None
+    prev: dict[str, Any] | None = None
+    acc: list[Any] = []
+
+    def close(key: tuple[str, str], last: dict[str, Any], acc: list[Any]) -> ProjectionFinding | None:
+        where = f"issuance {key[0]} holder {key[1]}"
+        expected = fold.acc.get(key)
+        if expected is None:
+            return ProjectionFinding("proj_holdings", where, "has rows but no event made them")
+        for i, f in enumerate(NUMERIC):
+            if acc[i] != expected[i]:
+                return ProjectionFinding("proj_holdings", where, f"{f} differs from the events on some date")
+        final = fold.replay.holdings[key]
+        for f in ("name", "grp", "currency", *NUMERIC):
+            if last[f] != final[f]:
+                return ProjectionFinding(
+                    "proj_holdings", where, f"latest {f} is {last[f]!r}, the events give {final[f]!r}"
+                )
+        return None
+
+    q = select(t.holdings).order_by(h.issuance, h.holder, h.effective_on)
+    for row in conn.execute(q).mappings():
+        k = (row["issuance"], row["holder"])
+        if k != key:
+            if key is not None and prev is not None:
+                bad = close(key, prev, acc)
+                if bad:
+                    return bad
+            key, prev, acc = k, None, [0] * len(NUMERIC)
+            seen.add(k)
+        w = _weight(k[0], k[1], row["effective_on"])
+        for i, f in enumerate(NUMERIC):
+            diff = row[f] - (prev[f] if prev is not None else 0)
+            if diff:
+                acc[i] += w * diff
+        prev = dict(row)
+    if key is not None and prev is not None:
+        bad = close(key, prev, acc)
+        if bad:
+            return bad
+    missing = sorted(set(fold.acc) - seen)
+    if missing:
+        return ProjectionFinding(
+            "proj_holdings", f"issuance {missing[0][0]} holder {missing[0][1]}", "rows are missing"
+        )
+    return None
+
+
+_ISSUANCE_COLUMNS = [c.name for c in t.issuances.columns if c.name != "issuance"]
+
+
+def _check_issuances(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    rows = {r["issuance"]: dict(r) for r in conn.execute(select(t.issuances)).mappings()}
+    expected = fold.replay.issuances
+    for issuance in sorted(set(rows) | set(expected)):
+        if issuance not in rows or issuance not in expected:
+            return ProjectionFinding("proj_issuances", issuance, "present on one side only")
+        for c in _ISSUANCE_COLUMNS:
+            if rows[issuance].get(c) != expected[issuance].get(c):
+                return ProjectionFinding(
+                    "proj_issuances", issuance,
+                    f"{c} is {rows[issuance].get(c)!r}, the events give {expected[issuance].get(c)!r}",
+                )
+    return None
+
+
+def _check_share_terms(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    s = t.share_terms.c
+    stored: dict[str, list[tuple[date, Fraction, Decimal]]] = {}
+    for r in conn.execute(select(t.share_terms).order_by(s.issuance, s.effective_on)).mappings():
+        stored.setdefault(r["issuance"], []).append(
+            (r["effective_on"], Fraction(r["spr_num"], r["spr_den"]), r["exercise_price"])
+        )
+    for issuance, info in sorted(fold.replay.issuances.items()):
+        if info.get("shares_per_right") is None:
+            expected: list[tuple[date, Fraction, Decimal]] = []
+        else:
+            adj = sorted(fold.replay.adjustments.get(issuance, []))
+            steps = terms_in_force(
+                info["shares_per_right"], info["exercise_price_per_share"], info["currency"],
+                [(o, r) for o, _p, r in adj],
+            )
+            rows = {info["resolved_on"].toordinal(): (Fraction(info["shares_per_right"]), info["exercise_price_per_share"])}
+            for o, spr, price in steps:
+                rows[o] = (spr, price)
+            expected = [(date.fromordinal(o), *rows[o]) for o in sorted(rows)]
+        if stored.pop(issuance, []) != expected:
+            return ProjectionFinding("proj_share_terms", issuance, "terms in force differ from the events")
+    if stored:
+        return ProjectionFinding("proj_share_terms", sorted(stored)[0], "has rows but no event made them")
+    return None
+
+
+def _check_allotments(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    fp, n = 0, 0
+    for r in conn.execute(select(t.allotments)).mappings():
+        n += 1
+        fp += _row_hash(
+            r["position"], r["issuance"], r["holder"], r["allotted_on"].isoformat(), r["rights"],
+            r["payment"], format(r["amount"], "f"),
+        )
+    if (fp, n) != (fold.allot_fp, fold.allot_n):
+        return ProjectionFinding(
+            "proj_allotments", f"({n} rows, {fold.allot_n} allotment events)", "rows differ from the events"
+        )
+    return None
+
+
+def _check_departures(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    rows = {r["holder"]: r["departed_on"] for r in conn.execute(select(t.departures)).mappings()}
+    if rows != fold.departures:
+        diff = sorted(set(rows.items()) ^ set(fold.departures.items()))
+        return ProjectionFinding("proj_departures", f"holder {diff[0][0]}", "differs from the events")
+    return None
+
+
+def replay_holdings(events: Iterable[tuple[int, Any]], as_of: date | None, by: str = "person") -> list[dict[str, Any]]:
+    """Holdings computed from the raw events alone (no projection table), for `audit replay`."""
+    from .report import holdings
+
+    r = Replay(as_of)
+    for position, event in events:
+        r.feed(position, event)
+    spr: dict[str, Fraction] = {}
+    for issuance, info in r.issuances.items():
+        if info.get("shares_per_right") is None:
+            continue
+        adj = sorted(r.adjustments.get(issuance, []))
+        steps = terms_in_force(
+            info["shares_per_right"], info["exercise_price_per_share"], info["currency"],
+            [(o, ratio) for o, _p, ratio in adj],
+        )
+        spr[issuance] = steps[-1][1] if steps else Fraction(info["shares_per_right"])
+    return holdings(r.holdings.values(), spr, by=by)
