@@ -582,6 +582,3 @@ def run() -> None:
 
 from . import verbs  # noqa: E402,F401  (registers the per-type verbs on `app`)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    run()

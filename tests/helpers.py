@@ -64,7 +64,7 @@ class Run:
 def run_cli(*args: str, db: str | None = None, input: str | bytes | None = None,
             env: dict[str, str] | None = None, cwd: str | Path | None = None) -> Run:
     """Run the installed `equity-ledger` as a user does: a subprocess, its exit code, its streams."""
-    cmd = [sys.executable, "-m", "equity_ledger.cli.main"]
+    cmd = [sys.executable, "-m", "equity_ledger.cli"]
     if db is not None:
         cmd += ["--db", db]
     cmd += list(args)
