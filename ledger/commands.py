@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date
 from typing import Any, Callable
 
@@ -176,8 +177,9 @@ _REASON_REQUIRED = {"forfeit_rights"}
 
 
 
+@lru_cache(maxsize=1)
 def default_actor() -> str:
-    """The OS user, the contract's default actor."""
+    """The OS user, the contract's default actor (looked up once per process)."""
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry, no env: still an honest answer
