@@ -138,8 +138,10 @@ def _postgres_recorder_class():
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            from psycopg.sql import SQL
+
             self.sql_create_statements.extend(
-                [self.CHAIN_DDL, self.COMMANDS_DDL, self.COMMANDS_INDEX_DDL]
+                SQL(ddl) for ddl in (self.CHAIN_DDL, self.COMMANDS_DDL, self.COMMANDS_INDEX_DDL)
             )
 
         def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Any, **kwargs: Any):
