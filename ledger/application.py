@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import OriginatorVersionError
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from . import ids
@@ -98,6 +99,11 @@ class Ledger:
             agg = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:
             agg = None
+        except OriginatorVersionError:
+            raise StoreUnavailable(
+                f"store {self.config.display}: the stored events of aggregate {aggregate_id} are "
+                "not contiguous (edited by hand?); run `equity-ledger audit verify`"
+            ) from None
         self._cache[aggregate_id] = agg
         if agg is not None:
             self._base_version[aggregate_id] = agg.version

@@ -1,0 +1,574 @@
+"""An independent, plain-Python model of the ledger, written from docs CONTRACT.md only.
+
+It imports nothing of the product: it takes command dicts (exactly as in a command file) in
+order, accepts or refuses each by the contract's rules, and answers ``holdings`` in the
+contract's JSON shape. It is deliberately naive: every command re-walks the whole timeline of
+its issuance in effective-date order (same date: adjustments first, then record order) with
+the command in its place, so late entries need no special case, and every query folds the
+events again. Small and slow on purpose: the tests compare the product with it.
+
+Decisions where the contract is silent (see the report that came with these tests):
+
+* Adjustments and expiry need the terms (there is no shares-per-right to adjust before them).
+* A second expiry of an issuance is refused (its rights already lapsed).
+* No allotment once an issuance has expired (in timeline order or in record order).
+* A person's name and group, in a row split per currency, come from the latest allotment among
+  the allotments summed into that row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from math import floor
+from typing import Any
+
+from babel.numbers import get_currency_precision, list_currencies
+
+ZERO = Decimal(0)
+
+
+class Refused(Exception):
+    """The model refuses a command; the message names the rule (free text)."""
+
+
+class UnknownIssuanceQuery(Exception):
+    """`holdings --issuance X` for an issuance never recorded (exit 1 in the CLI)."""
+
+
+# --------------------------------------------------------------------------- parsing (contract)
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PLAIN = re.compile(r"\d+(\.\d+)?")
+_RATIO = re.compile(r"(\d+(?:\.\d+)?)(?:/(\d+(?:\.\d+)?))?")
+_CURRENCIES = frozenset(list_currencies())
+
+
+def _p_date(v: Any) -> date:
+    if not isinstance(v, str) or not _DATE.fullmatch(v):
+        raise Refused(f"not a YYYY-MM-DD date: {v!r}")
+    try:
+        return date.fromisoformat(v)
+    except ValueError:
+        raise Refused(f"not a calendar date: {v!r}") from None
+
+
+def _p_text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise Refused(f"not a non-empty string: {v!r}")
+    return v
+
+
+def _p_rights(v: Any) -> int:
+    if type(v) is not int or v < 1:
+        raise Refused(f"rights must be a JSON integer >= 1: {v!r}")
+    return v
+
+
+def _p_days(v: Any) -> int:
+    if type(v) is not int or v < 0:
+        raise Refused(f"must be a JSON integer >= 0: {v!r}")
+    return v
+
+
+def _p_money(v: Any) -> Decimal:
+    if not isinstance(v, str) or not _PLAIN.fullmatch(v):
+        raise Refused(f"money must be a string holding a plain decimal: {v!r}")
+    return Decimal(v)
+
+
+def _p_currency(v: Any) -> str:
+    if not isinstance(v, str) or v not in _CURRENCIES or not v.isupper():
+        raise Refused(f"not an ISO 4217 code: {v!r}")
+    return v
+
+
+def _p_bool(v: Any) -> bool:
+    if type(v) is not bool:
+        raise Refused(f"not a boolean: {v!r}")
+    return v
+
+
+def _p_enum(*choices: str):
+    def p(v: Any) -> str:
+        if v not in choices:
+            raise Refused(f"{v!r} is not one of {choices}")
+        return v
+
+    return p
+
+
+def _p_ratio(v: Any) -> Fraction:
+    m = _RATIO.fullmatch(v) if isinstance(v, str) else None
+    if not m:
+        raise Refused(f"not a ratio: {v!r}")
+    num = Fraction(Decimal(m.group(1)))
+    if m.group(2) is None:
+        return num
+    den = Fraction(Decimal(m.group(2)))
+    if den == 0:
+        raise Refused("ratio with a zero denominator")
+    return num / den
+
+
+def _p_rights_or_all(v: Any) -> int | str:
+    return "all" if v == "all" else _p_rights(v)
+
+
+REQ, OPT = True, False
+SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
+    "pass_resolution": {
+        "issuance": (_p_text, REQ), "issuer": (_p_text, REQ),
+        "body": (_p_enum("board_of_directors", "shareholders_meeting"), REQ),
+        "resolved_on": (_p_date, REQ), "title": (_p_text, REQ), "max_rights": (_p_rights, OPT),
+    },
+    "set_terms": {
+        "issuance": (_p_text, REQ), "decided_on": (_p_date, REQ), "rights": (_p_rights, REQ),
+        "shares_per_right": (_p_rights, REQ), "share_class": (_p_text, OPT),
+        "price_per_right": (_p_money, REQ), "currency": (_p_currency, REQ),
+        "exercise_price_per_share": (_p_money, REQ), "allotment_date": (_p_date, REQ),
+        "exercise_from": (_p_date, REQ), "exercise_to": (_p_date, REQ),
+        "exercisable_only_after_departure": (_p_bool, OPT),
+        "exercise_window_days_after_departure": (_p_days, OPT),
+    },
+    "allot_rights": {
+        "issuance": (_p_text, REQ), "holder": (_p_text, REQ), "name": (_p_text, REQ),
+        "group": (_p_text, REQ), "rights": (_p_rights, REQ), "allotted_on": (_p_date, REQ),
+        "payment": (_p_enum("offset", "cash", "gratis"), REQ),
+    },
+    "exercise_rights": {
+        "issuance": (_p_text, REQ), "holder": (_p_text, REQ), "rights": (_p_rights, REQ),
+        "exercised_on": (_p_date, REQ),
+        "delivery": (_p_enum("new_shares", "treasury_shares"), OPT),
+    },
+    "forfeit_rights": {
+        "issuance": (_p_text, REQ), "holder": (_p_text, REQ),
+        "rights": (_p_rights_or_all, REQ), "forfeited_on": (_p_date, REQ),
+        "reason": (_p_text, REQ),
+    },
+    "record_departure": {"holder": (_p_text, REQ), "departed_on": (_p_date, REQ)},
+    "adjust_shares": {
+        "issuance": (_p_text, REQ), "ratio": (_p_ratio, REQ), "effective_on": (_p_date, REQ),
+    },
+    "expire_rights": {"issuance": (_p_text, REQ), "expired_on": (_p_date, REQ)},
+}
+COMMON = {"id", "type", "actor", "reason"}
+
+
+def parse(cmd: Any) -> tuple[str, str, dict[str, Any]]:
+    """(id, type, parsed fields); Refused for anything the contract does not allow."""
+    if not isinstance(cmd, dict):
+        raise Refused("a command is a JSON object")
+    cid = cmd.get("id")
+    if not isinstance(cid, str) or not cid.strip():
+        raise Refused("id required")
+    ctype = cmd.get("type")
+    if ctype not in SCHEMA:
+        raise Refused(f"unknown type {ctype!r}")
+    schema = SCHEMA[ctype]
+    extra = set(cmd) - set(schema) - COMMON
+    if extra:
+        raise Refused(f"unknown field(s) {sorted(extra)}")
+    for meta in ("actor", "reason"):
+        if meta in cmd and not isinstance(cmd[meta], str):
+            raise Refused(f"{meta} must be a string")
+    out: dict[str, Any] = {}
+    for name, (p, required) in schema.items():
+        if name not in cmd or cmd[name] is None:
+            if required:
+                raise Refused(f"{ctype} needs {name}")
+            out[name] = None
+            continue
+        out[name] = p(cmd[name])
+    return cid, ctype, out
+
+
+# --------------------------------------------------------------------------- money and terms
+
+def minor_digits(currency: str) -> int:
+    return get_currency_precision(currency)
+
+
+def ceil_minor(amount: Fraction, currency: str) -> Decimal:
+    """Round up to the currency's minor unit."""
+    d = minor_digits(currency)
+    scaled = amount * 10**d
+    units = -((-scaled.numerator) // scaled.denominator)
+    return Decimal(units).scaleb(-d)
+
+
+def money_str(amount: Decimal) -> str:
+    return format(amount, "f")
+
+
+# --------------------------------------------------------------------------- state
+
+@dataclass
+class Event:
+    kind: str  # allot | exercise | forfeit | adjust | expire
+    on: date
+    seq: int
+    holder: str | None = None
+    rights: int = 0
+    # allotments
+    name: str = ""
+    group: str = ""
+    payment: str = ""
+    # exercises (figures resolved when recorded)
+    shares: int = 0
+    paid: Decimal = ZERO
+    # forfeits
+    every: bool = False
+    # adjustments
+    ratio: Fraction = Fraction(1)
+    # expiry: holder -> rights that lapsed
+    expired: dict[str, int] = field(default_factory=dict)
+
+    def sort_key(self) -> tuple[date, int, int]:
+        return (self.on, 0 if self.kind == "adjust" else 1, self.seq)
+
+
+@dataclass
+class Terms:
+    decided_on: date
+    rights: int
+    shares_per_right: int
+    price_per_right: Decimal
+    currency: str
+    exercise_price: Decimal
+    allotment_date: date
+    exercise_from: date
+    exercise_to: date
+    only_after_departure: bool
+    window: int | None
+
+
+@dataclass
+class Issuance:
+    issuance: str
+    resolved_on: date
+    max_rights: int | None
+    terms: Terms | None = None
+    events: list[Event] = field(default_factory=list)
+    expired: bool = False
+
+    def timeline(self, extra: Event | None = None) -> list[Event]:
+        evs = self.events + ([extra] if extra is not None else [])
+        return sorted(evs, key=Event.sort_key)
+
+
+def canonical(cmd: dict[str, Any]) -> str:
+    return json.dumps(cmd, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Model:
+    """The ledger as the contract describes it."""
+
+    def __init__(self) -> None:
+        self.issuer: str | None = None
+        self.issuances: dict[str, Issuance] = {}
+        self.departures: dict[str, date] = {}
+        self.applied: dict[str, str] = {}  # command id -> canonical content
+        self.seq = 0
+
+    # ------------------------------------------------------------------ commands
+    def apply(self, cmd: dict[str, Any]) -> str:
+        """"applied" or "skipped" (same id, same content); raises Refused otherwise."""
+        cid, ctype, f = parse(cmd)
+        seen = self.applied.get(cid)
+        if seen is not None:
+            if seen == canonical(cmd):
+                return "skipped"
+            raise Refused(f"id {cid} was applied before with other content")
+        getattr(self, "_" + ctype)(f)
+        self.applied[cid] = canonical(cmd)
+        self.seq += 1
+        return "applied"
+
+    def _iss(self, issuance: str) -> Issuance:
+        try:
+            return self.issuances[issuance]
+        except KeyError:
+            raise Refused(f"unknown issuance {issuance}") from None
+
+    def _terms(self, iss: Issuance) -> Terms:
+        if iss.terms is None:
+            raise Refused(f"{iss.issuance} has no terms")
+        return iss.terms
+
+    def _pass_resolution(self, f: dict[str, Any]) -> None:
+        if f["issuance"] in self.issuances:
+            raise Refused("one resolution per issuance")
+        if self.issuer is not None and f["issuer"] != self.issuer:
+            raise Refused("one issuer per store")
+        self.issuer = self.issuer or f["issuer"]
+        self.issuances[f["issuance"]] = Issuance(f["issuance"], f["resolved_on"], f["max_rights"])
+
+    def _set_terms(self, f: dict[str, Any]) -> None:
+        iss = self._iss(f["issuance"])
+        if iss.terms is not None:
+            raise Refused("terms only once")
+        for k in ("decided_on", "allotment_date", "exercise_from", "exercise_to"):
+            if f[k] < iss.resolved_on:
+                raise Refused(f"{k} before the resolution")
+        if f["exercise_from"] > f["exercise_to"]:
+            raise Refused("exercise_from after exercise_to")
+        if iss.max_rights is not None and f["rights"] > iss.max_rights:
+            raise Refused("rights over max_rights")
+        iss.terms = Terms(
+            decided_on=f["decided_on"], rights=f["rights"], shares_per_right=f["shares_per_right"],
+            price_per_right=f["price_per_right"], currency=f["currency"],
+            exercise_price=f["exercise_price_per_share"], allotment_date=f["allotment_date"],
+            exercise_from=f["exercise_from"], exercise_to=f["exercise_to"],
+            only_after_departure=bool(f["exercisable_only_after_departure"]),
+            window=f["exercise_window_days_after_departure"],
+        )
+
+    def _add(self, iss: Issuance, ev: Event) -> None:
+        iss.events.append(self._walk(iss, ev, self.departures))
+
+    def _allot_rights(self, f: dict[str, Any]) -> None:
+        iss = self._iss(f["issuance"])
+        self._terms(iss)
+        if iss.expired:
+            raise Refused("issuance expired")
+        self._add(iss, Event("allot", f["allotted_on"], self.seq, f["holder"], f["rights"],
+                             name=f["name"], group=f["group"], payment=f["payment"]))
+
+    def _exercise_rights(self, f: dict[str, Any]) -> None:
+        iss = self._iss(f["issuance"])
+        self._terms(iss)
+        self._add(iss, Event("exercise", f["exercised_on"], self.seq, f["holder"], f["rights"]))
+
+    def _forfeit_rights(self, f: dict[str, Any]) -> None:
+        iss = self._iss(f["issuance"])
+        self._terms(iss)
+        every = f["rights"] == "all"
+        self._add(iss, Event("forfeit", f["forfeited_on"], self.seq, f["holder"],
+                             0 if every else f["rights"], every=every))
+
+    def _adjust_shares(self, f: dict[str, Any]) -> None:
+        iss = self._iss(f["issuance"])
+        self._terms(iss)
+        if f["ratio"] <= 0:
+            raise Refused("ratio must be positive")
+        on = f["effective_on"]
+        if any(e.kind == "exercise" and e.on >= on for e in iss.events):
+            raise Refused("an adjustment on or before a recorded exercise changes its figures")
+        self._add(iss, Event("adjust", on, self.seq, ratio=f["ratio"]))
+
+    def _expire_rights(self, f: dict[str, Any]) -> None:
+        iss = self._iss(f["issuance"])
+        terms = self._terms(iss)
+        if iss.expired:
+            raise Refused("already expired")
+        if not f["expired_on"] > terms.exercise_to:
+            raise Refused("expiry only after exercise_to")
+        self._add(iss, Event("expire", f["expired_on"], self.seq))
+        iss.expired = True
+
+    def _record_departure(self, f: dict[str, Any]) -> None:
+        h = f["holder"]
+        if h in self.departures:
+            raise Refused("one departure per holder")
+        held = [i for i in self.issuances.values() if any(e.holder == h for e in i.events)]
+        if not held:
+            raise Refused(f"unknown holder {h}")
+        departures = dict(self.departures, **{h: f["departed_on"]})
+        for iss in held:
+            self._walk(iss, None, departures)
+        self.departures = departures
+
+    # ------------------------------------------------------------------ the rules, in time
+    def _walk(self, iss: Issuance, new: Event | None, departures: dict[str, date]) -> Event | None:
+        """Check the issuance's timeline with `new` in its place; return `new` with its
+        figures resolved. Recorded events must keep the figures they were recorded with."""
+        terms = iss.terms
+        assert terms is not None
+        if new is not None:
+            new = replace(new, expired=dict(new.expired))
+        spr = Fraction(terms.shares_per_right)
+        price = terms.exercise_price
+        out: dict[str, int] = {}
+        groups: dict[str, str] = {}
+        allotted = 0
+        expired = False
+        for e in iss.timeline(new):
+            is_new = e is new
+            h = e.holder
+            if e.on < iss.resolved_on:
+                raise Refused("dated before the resolution")
+            if e.kind == "adjust":
+                spr *= e.ratio
+                price = ceil_minor(Fraction(price) / e.ratio, terms.currency)
+            elif e.kind == "allot":
+                if expired:
+                    raise Refused("allotment after expiry")
+                if e.on < terms.allotment_date or e.on < terms.decided_on:
+                    raise Refused("allotment before the allotment date / the terms")
+                allotted += e.rights
+                if allotted > terms.rights:
+                    raise Refused("allotments beyond the rights of the terms")
+                if groups.setdefault(h, e.group) != e.group:
+                    raise Refused("one group per holder within an issuance")
+                dep = departures.get(h)
+                if dep is not None and e.on >= dep:
+                    raise Refused("allotment on or after the holder's departure")
+                out[h] = out.get(h, 0) + e.rights
+            elif e.kind == "exercise":
+                if expired:
+                    raise Refused("exercise after expiry")
+                if not terms.exercise_from <= e.on <= terms.exercise_to:
+                    raise Refused("exercise outside the exercise period")
+                dep = departures.get(h)
+                if dep is not None and e.on >= dep:
+                    if terms.window is not None and e.on > dep + timedelta(days=terms.window):
+                        raise Refused("exercise after the departure window")
+                elif terms.only_after_departure:
+                    raise Refused("exercisable only after departure")
+                if e.rights > out.get(h, 0):
+                    raise Refused("exercise over outstanding")
+                shares = floor(e.rights * spr)
+                paid = shares * price
+                if is_new:
+                    e.shares, e.paid = shares, paid
+                elif (e.shares, e.paid) != (shares, paid):
+                    raise Refused("would change the figures of a recorded exercise")
+                out[h] -= e.rights
+            elif e.kind == "forfeit":
+                have = out.get(h, 0)
+                if e.every:
+                    if is_new:
+                        if have == 0:
+                            raise Refused('"all" with nothing outstanding')
+                        e.rights = have
+                    elif e.rights != have:
+                        raise Refused('would change the number an "all" forfeit stood for')
+                if e.rights > have:
+                    raise Refused("forfeit over outstanding")
+                out[h] = have - e.rights
+            elif e.kind == "expire":
+                lapsed = {k: v for k, v in sorted(out.items()) if v > 0}
+                if is_new:
+                    e.expired = lapsed
+                elif e.expired != lapsed:
+                    raise Refused("would change the rights a recorded expiry lapsed")
+                for k in lapsed:
+                    out[k] = 0
+                expired = True
+        return new
+
+    # ------------------------------------------------------------------ queries
+    def shares_per_right(self, issuance: str, as_of: date | None) -> Fraction:
+        iss = self.issuances[issuance]
+        assert iss.terms is not None
+        spr = Fraction(iss.terms.shares_per_right)
+        for e in iss.timeline():
+            if e.kind == "adjust" and (as_of is None or e.on <= as_of):
+                spr *= e.ratio
+        return spr
+
+    def positions(self, as_of: date | None, issuance: str | None = None) -> list[dict[str, Any]]:
+        """One row per (issuance, holder) with rights allotted as at `as_of`."""
+        rows: list[dict[str, Any]] = []
+        for iid, iss in sorted(self.issuances.items()):
+            if issuance is not None and iid != issuance:
+                continue
+            if iss.terms is None:
+                continue
+            spr = self.shares_per_right(iid, as_of)
+            per: dict[str, dict[str, Any]] = {}
+            for e in iss.timeline():
+                if as_of is not None and e.on > as_of:
+                    continue
+                if e.kind == "expire":
+                    for h, n in e.expired.items():
+                        per[h]["expired"] += n
+                    continue
+                if e.kind == "adjust":
+                    continue
+                p = per.setdefault(e.holder, {
+                    "issuance": iid, "holder": e.holder, "currency": iss.terms.currency,
+                    "allotted": 0, "exercised": 0, "forfeited": 0, "expired": 0,
+                    "shares_delivered": 0, "amount_offset": ZERO, "exercise_price_paid": ZERO,
+                    "latest": None,
+                })
+                if e.kind == "allot":
+                    p["allotted"] += e.rights
+                    if e.payment == "offset":
+                        p["amount_offset"] += e.rights * iss.terms.price_per_right
+                    stamp = (e.on, e.seq, e.name, e.group)
+                    if p["latest"] is None or stamp[:2] > p["latest"][:2]:
+                        p["latest"] = stamp
+                elif e.kind == "exercise":
+                    p["exercised"] += e.rights
+                    p["shares_delivered"] += e.shares
+                    p["exercise_price_paid"] += e.paid
+                elif e.kind == "forfeit":
+                    p["forfeited"] += e.rights
+            for p in per.values():
+                out = p["allotted"] - p["exercised"] - p["forfeited"] - p["expired"]
+                p["outstanding"] = out
+                p["shares_underlying"] = floor(out * spr)
+                p["group"] = p["latest"][3]
+                rows.append(p)
+        return rows
+
+    def holdings(self, by: str = "person", issuance: str | None = None,
+                 as_of: date | None = None) -> list[dict[str, Any]]:
+        """The contract's `holdings --by BY [--issuance X] [--as-of D] --format json`."""
+        if issuance is not None:
+            if issuance not in self.issuances:
+                raise UnknownIssuanceQuery(issuance)
+            if as_of is not None and as_of < self.issuances[issuance].resolved_on:
+                return []
+        key_field = {"person": "holder", "group": "group", "issuance": "issuance"}[by]
+        totals: dict[tuple[str, str], dict[str, Any]] = {}
+        for p in self.positions(as_of, issuance):
+            key = (p[key_field], p["currency"])
+            t = totals.setdefault(key, {
+                "rights_allotted": 0, "rights_exercised": 0, "rights_forfeited": 0,
+                "rights_expired": 0, "rights_outstanding": 0, "shares_underlying": 0,
+                "shares_delivered": 0, "amount_offset": ZERO, "exercise_price_paid": ZERO,
+                "_holders": set(), "_latest": None,
+            })
+            t["rights_allotted"] += p["allotted"]
+            t["rights_exercised"] += p["exercised"]
+            t["rights_forfeited"] += p["forfeited"]
+            t["rights_expired"] += p["expired"]
+            t["rights_outstanding"] += p["outstanding"]
+            t["shares_underlying"] += p["shares_underlying"]
+            t["shares_delivered"] += p["shares_delivered"]
+            t["amount_offset"] += p["amount_offset"]
+            t["exercise_price_paid"] += p["exercise_price_paid"]
+            t["_holders"].add(p["holder"])
+            if t["_latest"] is None or p["latest"][:2] > t["_latest"][:2]:
+                t["_latest"] = p["latest"]
+        rows = []
+        for key in sorted(totals):
+            t = totals[key]
+            holders, latest = t.pop("_holders"), t.pop("_latest")
+            t["amount_offset"] = money_str(t["amount_offset"])
+            t["exercise_price_paid"] = money_str(t["exercise_price_paid"])
+            if by == "person":
+                head: dict[str, Any] = {"holder": key[0], "name": latest[2], "group": latest[3]}
+                if issuance is not None:
+                    head["issuance"] = issuance
+            else:
+                head = {key_field: key[0], "holders": len(holders)}
+            rows.append({**head, **t, "currency": key[1]})
+        return rows
+
+    # ------------------------------------------------------------------ helpers for tests
+    def event_dates(self) -> list[date]:
+        days = {i.resolved_on for i in self.issuances.values()}
+        for i in self.issuances.values():
+            if i.terms is not None:
+                days.add(i.terms.decided_on)
+            days.update(e.on for e in i.events)
+        days.update(self.departures.values())
+        return sorted(days)
