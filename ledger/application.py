@@ -87,6 +87,7 @@ class Ledger:
         self.recorder = self.app.recorder
         self._cache: dict[UUID, Any] = {}
         self._base_version: dict[UUID, int] = {}
+        self._stored: dict[UUID, Any] = {}  # aggregates stored since the last snapshot pass
 
     def close(self) -> None:
         self.app.close()
@@ -237,6 +238,21 @@ class Ledger:
         """
         report = ApplyReport()
         it = iter(commands)
+        try:
+            self._apply_all(it, batch_size, progress, report)
+        finally:
+            # Snapshots once per run, not per batch: a big issuance is copied once, so the cost
+            # stays linear in the events applied.
+            self._snapshot()
+        return report
+
+    def _apply_all(
+        self,
+        it: Iterator[Command],
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+        report: ApplyReport,
+    ) -> None:
         while True:
             batch: list[Command] = []
             error: LedgerError | None = None
@@ -254,7 +270,7 @@ class Ledger:
             if error is not None:
                 raise error
             if len(batch) < batch_size:
-                return report
+                return
 
     def _apply_batch(self, batch: list[Command], report: ApplyReport) -> None:
         for attempt in range(CONFLICT_RETRIES):
@@ -317,7 +333,7 @@ class Ledger:
             # Straight to the event store: the events are already in command order, and
             # Application.save's per-event protocol checks cost more than the insert.
             self.app.events.put(events, commands=recorded)
-            self._snapshot(touched.values())
+            self._stored.update(touched)
         report.applied += len(recorded)
         report.skipped += skipped
         report.events += len(events)
@@ -327,8 +343,10 @@ class Ledger:
             report.refused = refusal
             raise refusal
 
-    def _snapshot(self, aggregates: Iterable[Any]) -> None:
+    def _snapshot(self) -> None:
+        """Snapshot every stored aggregate that grew past a multiple of SNAPSHOT_EVERY."""
         snaps = []
+        aggregates, self._stored = list(self._stored.values()), {}
         for agg in aggregates:
             base = self._base_version.get(agg.id, 0)
             if agg.version // SNAPSHOT_EVERY > base // SNAPSHOT_EVERY:
@@ -340,6 +358,7 @@ class Ledger:
     def _forget(self) -> None:
         self._cache.clear()
         self._base_version.clear()
+        self._stored.clear()
 
     # ------------------------------------------------------------------ reading the log
     def notifications(self, start: int, limit: int) -> list[Any]:

@@ -37,12 +37,8 @@ def _date(value: Any) -> date:
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
-    return value
-
-
-def _optional_text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
+    if "\x00" in value:  # no database keeps NUL in text; everything else is kept verbatim
+        raise ValueError("must not contain a NUL character")
     return value
 
 
@@ -248,8 +244,8 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
         except ValueError as e:
             raise BadCommand(f"{where}: field {name!r} {e}") from None
     for meta in ("actor", "reason"):
-        if meta in obj and not isinstance(obj[meta], str):
-            raise BadCommand(f"{where}: field {meta!r} must be a string")
+        if meta in obj and (not isinstance(obj[meta], str) or "\x00" in obj[meta]):
+            raise BadCommand(f"{where}: field {meta!r} must be a string without NUL characters")
     if ctype in _REASON_REQUIRED and not (obj.get("reason") or "").strip():
         raise BadCommand(f"{where}: {ctype} needs field 'reason'")
     return Command(
