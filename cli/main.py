@@ -150,31 +150,32 @@ def _read_commands(source: Any, progress: Any = None) -> Iterator[Any]:
             yield cmd
 
 
-def apply_stream(store: Any, source: Any, show_progress: bool, total_bytes: Optional[int]) -> Any:
-    """Apply a command stream, then bring the projections up to date (also after a refusal)."""
+def apply_commands(store: Any, commands: Any) -> Any:
+    """Apply parsed commands, then bring the projections up to date (also after a refusal)."""
     refusal: Optional[LedgerError] = None
     report: Any = None
-    if show_progress:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-        columns = [TextColumn("applying"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=render._console(stderr=True), transient=True) as bar:
-            task = bar.add_task("apply", total=total_bytes)
-            try:
-                report = store.ledger.apply(_read_commands(source, lambda n: bar.advance(task, n)))
-            except LedgerError as e:
-                refusal = e
-    else:
-        try:
-            report = store.ledger.apply(_read_commands(source))
-        except LedgerError as e:
-            refusal = e
+    try:
+        report = store.ledger.apply(commands)
+    except LedgerError as e:
+        refusal = e
     if isinstance(refusal, StoreUnavailable):
         raise refusal
     store.projector.catch_up()
     if refusal is not None:
         raise refusal
     return report
+
+
+def apply_stream(store: Any, source: Any, show_progress: bool, total_bytes: Optional[int]) -> Any:
+    """Apply a command file (binary lines), with a progress bar on request."""
+    if not show_progress:
+        return apply_commands(store, _read_commands(source))
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("applying"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=render._console(stderr=True), transient=True) as bar:
+        task = bar.add_task("apply", total=total_bytes)
+        return apply_commands(store, _read_commands(source, lambda n: bar.advance(task, n)))
 
 
 @app.command()

@@ -14,7 +14,8 @@ import typer
 
 from . import render
 from .context import opened
-from .main import _state, app, apply_stream, handled
+from ..ledger.commands import parse_command
+from .main import _state, app, apply_commands, handled
 
 resolution_app = typer.Typer(no_args_is_help=True, help="Resolutions authorising an issuance.")
 terms_app = typer.Typer(no_args_is_help=True, help="The terms of an issuance.")
@@ -42,18 +43,14 @@ def submit(ctype: str, fields: dict[str, Any], cid: Optional[str], actor: Option
         obj["actor"] = actor
     if reason is not None:
         obj["reason"] = reason
-    line = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    # Through JSON and back: the verb's command is exactly what the same line of a file would be.
+    cmd = parse_command(json.loads(json.dumps(obj)))
     with opened(_state["db"]) as store:
-        # A one-line command stream: the same parser, service and projection update as `apply`.
-        report = apply_stream(store, _single_line(line), False, None)
+        report = apply_commands(store, [cmd])
     if report.skipped:
         render.out(f"already applied: {ctype} (id {obj['id']}); nothing changed")
     else:
         render.out(f"applied {ctype} (id {obj['id']}), {report.events} events")
-
-
-def _single_line(line: bytes) -> Any:
-    yield line + b"\n"
 
 
 def _rights_or_all(value: str) -> Any:

@@ -14,6 +14,9 @@ Decisions where the contract is silent (see the report that came with these test
 * No allotment once an issuance has expired (in timeline order or in record order).
 * A person's name and group, in a row split per currency, come from the latest allotment among
   the allotments summed into that row.
+* "Nothing dated before the resolution" covers the terms' decided_on and allotment_date, not
+  the exercise period (a condition of the rights, not a dated event).
+* Issuer names are compared without surrounding blanks ("X K.K. " is the issuer "X K.K.").
 """
 
 from __future__ import annotations
@@ -303,7 +306,7 @@ class Model:
     def _pass_resolution(self, f: dict[str, Any]) -> None:
         if f["issuance"] in self.issuances:
             raise Refused("one resolution per issuance")
-        if self.issuer is not None and f["issuer"] != self.issuer:
+        if self.issuer is not None and f["issuer"].strip() != self.issuer.strip():
             raise Refused("one issuer per store")
         self.issuer = self.issuer or f["issuer"]
         self.issuances[f["issuance"]] = Issuance(f["issuance"], f["resolved_on"], f["max_rights"])
@@ -312,7 +315,9 @@ class Model:
         iss = self._iss(f["issuance"])
         if iss.terms is not None:
             raise Refused("terms only once")
-        for k in ("decided_on", "allotment_date", "exercise_from", "exercise_to"):
+        # "Nothing dated before the resolution": the terms' own date and the allotment date
+        # (the exercise period is a condition of the rights, not a dated event).
+        for k in ("decided_on", "allotment_date"):
             if f[k] < iss.resolved_on:
                 raise Refused(f"{k} before the resolution")
         if f["exercise_from"] > f["exercise_to"]:

@@ -192,7 +192,6 @@ def apply_both(ledger: Ledger, projector: Projector, model: Model, cmd: dict[str
 
 BASE = date(2024, 1, 1)
 HORIZON = 40  # commands are dated on days 0..HORIZON from BASE
-CURRENCY = {"s1": "JPY", "s2": "USD"}
 HOLDERS = ("h1", "h2", "h3", "h4")
 HOME_GROUP = {"h1": "director", "h2": "director", "h3": "executive_officer", "h4": "employee"}
 
@@ -230,7 +229,8 @@ def resolution_fields(draw: Any, issuance: str, valid: bool = True) -> dict[str,
 
 @st.composite
 def terms_fields(draw: Any, issuance: str, valid: bool = True) -> dict[str, Any]:
-    currency = CURRENCY.get(issuance, "JPY")
+    # s1 in JPY; s2 mostly in USD (rows split per currency), sometimes JPY (summed with s1)
+    currency = "JPY" if issuance != "s2" else draw(st.sampled_from(["USD", "USD", "JPY"]))
     decided = draw(st.integers(3, 6) if valid else st.integers(0, 8))
     allotment = decided + draw(st.integers(0, 3))
     ex_from = draw(st.integers(6, 14))
@@ -247,7 +247,7 @@ def terms_fields(draw: Any, issuance: str, valid: bool = True) -> dict[str, Any]
         "allotment_date": day(allotment),
         "exercise_from": day(ex_from), "exercise_to": day(ex_to),
     }
-    if draw(st.sampled_from([False, False, False, True])):
+    if draw(st.sampled_from([False] * 5 + [True])):
         f["exercisable_only_after_departure"] = True
     window = draw(st.sampled_from([None, 10, 0, 3]))
     if window is not None:
@@ -315,12 +315,17 @@ class LedgerMachine(RuleBasedStateMachine):
             data.draw(st.sampled_from(HOLDERS)))
         return h, held.get(h, 0)
 
-    def exercise_day(self, data: Any, issuance: str) -> int:
+    def exercise_day(self, data: Any, issuance: str, holder: str) -> int:
         terms = self.model.issuances[issuance].terms if issuance in self.model.issuances else None
         if terms is None:
             return data.draw(days)
-        inside = st.integers(day_no(terms.exercise_from), day_no(terms.exercise_to))
-        return mostly(data, inside, days)
+        lo, hi = day_no(terms.exercise_from), day_no(terms.exercise_to)
+        departed = self.model.departures.get(holder)
+        if departed is not None:  # mostly within the window after the departure
+            lo = max(lo, day_no(departed))
+            if terms.window is not None:
+                hi = min(hi, day_no(departed) + terms.window)
+        return mostly(data, st.integers(lo, hi), days) if lo <= hi else data.draw(days)
 
     # ------------------------------------------------------------------ setup
     @initialize(data=st.data(), s2=st.booleans())
@@ -343,7 +348,7 @@ class LedgerMachine(RuleBasedStateMachine):
                        st.sampled_from(["director", "employee", "executive_officer"]), odds=8)
         self.send({"type": "allot_rights", "issuance": issuance, "holder": holder,
                    "name": f"Name {holder}" + data.draw(st.sampled_from(["", " (renamed)"])),
-                   "group": group, "rights": data.draw(st.integers(1, 8)), "allotted_on": day(on),
+                   "group": group, "rights": data.draw(st.integers(1, 5)), "allotted_on": day(on),
                    "payment": data.draw(st.sampled_from(["offset", "offset", "cash", "gratis"]))},
                   probe)
 
@@ -353,7 +358,7 @@ class LedgerMachine(RuleBasedStateMachine):
         holder, out = self.holder(data, issuance)
         rights = mostly(data, st.integers(1, max(out, 1)), st.integers(1, out + 3))
         cmd = {"type": "exercise_rights", "issuance": issuance, "holder": holder,
-               "rights": rights, "exercised_on": day(self.exercise_day(data, issuance))}
+               "rights": rights, "exercised_on": day(self.exercise_day(data, issuance, holder))}
         delivery = data.draw(st.sampled_from([None, "new_shares", "treasury_shares"]))
         if delivery:
             cmd["delivery"] = delivery
@@ -370,9 +375,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), probe=probes)
     def depart(self, data: Any, probe: list[int]) -> None:
-        holder = data.draw(st.sampled_from([*HOLDERS, "h9"]))  # h9 never holds rights
-        self.send({"type": "record_departure", "holder": holder,
-                   "departed_on": day(data.draw(days))}, probe)
+        """Mostly a holder with rights outstanding, after their allotments."""
+        issuance = self.issuance(data)
+        holder, _ = mostly(data, st.just(self.holder(data, issuance)),
+                           st.sampled_from([(h, 0) for h in (*HOLDERS, "h9")]))  # h9: no rights
+        allotted = [e.on for i in self.model.issuances.values() for e in i.events
+                    if e.holder == holder and e.kind == "allot"]
+        after = day_no(max(allotted)) + 1 if allotted else 0
+        on = mostly(data, st.integers(min(after, HORIZON), HORIZON), days)
+        self.send({"type": "record_departure", "holder": holder, "departed_on": day(on)}, probe)
 
     @rule(data=st.data(), ratio=st.sampled_from(["2", "1/2", "3", "1/3", "0.5", "0"]), probe=probes)
     def adjust(self, data: Any, ratio: str, probe: list[int]) -> None:
