@@ -39,7 +39,7 @@ class Store:
         if self._projector is None:
             from ..projections.runner import Projector
 
-            self._projector = Projector(self.ledger)
+            self._projector = Projector(lambda: self.ledger, self.config)
         return self._projector
 
     def close(self) -> None:

@@ -13,10 +13,12 @@ from datetime import date
 from fractions import Fraction
 from typing import Any, Callable
 
-from sqlalchemy import and_, bindparam, delete, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, event, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection, Engine, create_engine
 
 from ..ledger.errors import StoreUnavailable
+from ..ledger.store import events_table
 from ..ledger.terms import terms_in_force
 from . import schema as t
 from .fold import (
@@ -66,9 +68,11 @@ class Status:
 class Projector:
     """Folds events into the ``proj_*`` tables: catch-up, rebuild, status."""
 
-    def __init__(self, ledger: Any) -> None:
-        self.ledger = ledger
-        cfg = ledger.config
+    def __init__(self, ledger: Any, config: Any = None) -> None:
+        """`ledger` is the service, or a function returning it: queries that only read the
+        projections never need the event store's machinery, so it is opened on first use."""
+        self._ledger = ledger
+        cfg = config or ledger.config
         self.kind = cfg.kind
         self.writer, self.reader = make_engines(cfg.sqlalchemy_url, cfg.kind)
         try:
@@ -80,6 +84,12 @@ class Projector:
         self._issuances: dict[str, dict[str, Any]] = {}
         self._known_position: int | None = None
         self._empty = False
+
+    @property
+    def ledger(self) -> Any:
+        if callable(self._ledger):
+            self._ledger = self._ledger()
+        return self._ledger
 
     def close(self) -> None:
         self.writer.dispose()
@@ -105,7 +115,16 @@ class Projector:
             )
 
     def status(self) -> Status:
-        return Status(self.position(), self.ledger.head_position())
+        return Status(self.position(), self.head())
+
+    def head(self) -> int:
+        """Position of the last stored event, read with SQLAlchemy (no event-store set-up)."""
+        table, column = events_table(self.kind)
+        with self.reader.connect() as conn:
+            try:
+                return int(conn.execute(text(f"SELECT MAX({column}) FROM {table}")).scalar() or 0)
+            except DBAPIError:
+                return 0  # no event was ever stored: the recorder creates the table on first use
 
     # ------------------------------------------------------------------ folding
     def catch_up(self, progress: Callable[[int], None] | None = None, page: int = PAGE) -> int:

@@ -1,0 +1,150 @@
+"""eventsourcing's recorders, extended with the hash chain and the command-id table.
+
+Both tables are written inside the recorder's own insert transaction, after the events (see
+:mod:`.store` for why the chain cannot fork), so an event, its link and its command id are
+stored together or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from .store import GENESIS, link_hash
+
+
+def _chain_and_command_rows(
+    prev: str,
+    stored_events: Sequence[StoredEvent],
+    positions: Sequence[int],
+    commands: Sequence[tuple[str, str, int]],
+) -> tuple[list[tuple[int, str]], list[tuple[str, str, int, int]]]:
+    chain = []
+    for s, pos in zip(stored_events, positions, strict=True):
+        prev = link_hash(prev, pos, s.originator_id, s.originator_version, s.topic, s.state)
+        chain.append((pos, prev))
+    rows = []
+    i = 0
+    for command_id, digest, n_events in commands:
+        rows.append((command_id, digest, positions[i], n_events))
+        i += n_events
+    return chain, rows
+
+
+class _LedgerTables:
+    """SQL shared by both recorders ('?' placeholders; PostgreSQL swaps them for '%s')."""
+
+    placeholder = "?"
+    CHAIN_DDL = (
+        "CREATE TABLE IF NOT EXISTS ledger_chain ("
+        "position BIGINT PRIMARY KEY, hash TEXT NOT NULL)"
+    )
+    COMMANDS_DDL = (
+        "CREATE TABLE IF NOT EXISTS ledger_commands ("
+        "command_id TEXT PRIMARY KEY, digest TEXT NOT NULL, "
+        "position BIGINT NOT NULL, events INTEGER NOT NULL)"
+    )
+    COMMANDS_INDEX_DDL = (
+        "CREATE INDEX IF NOT EXISTS ix_ledger_commands_position ON ledger_commands (position)"
+    )
+
+    def sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", "%s")
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only statement on the event store's own connection."""
+        with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute(self.sql(statement), tuple(params))
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
+
+    def command_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        """Digests of those of `command_ids` that were already applied."""
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(command_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for cid, digest in self.query(
+                f"SELECT command_id, digest FROM ledger_commands WHERE command_id IN ({marks})",
+                chunk,
+            ):
+                found[cid] = digest
+        return found
+
+    def chain_head(self) -> tuple[int, str]:
+        rows = self.query("SELECT position, hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
+        return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
+
+
+class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
+    """eventsourcing's SQLite application recorder, with the chain and command tables."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            self.CHAIN_DDL,
+            self.COMMANDS_DDL,
+            self.COMMANDS_INDEX_DDL,
+        ]
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any):
+        # The event inserts come first: they take SQLite's write lock, so the head read
+        # below is the head every other writer will see until we commit.
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        if stored_events:
+            c.execute("SELECT hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
+            row = c.fetchone()
+            chain, commands = _chain_and_command_rows(
+                row[0] if row else GENESIS, stored_events, positions, kwargs.get("commands", ())
+            )
+            c.executemany("INSERT INTO ledger_chain VALUES (?,?)", chain)
+            c.executemany("INSERT INTO ledger_commands VALUES (?,?,?,?)", commands)
+        return positions
+
+
+def _postgres_recorder_class():
+    # Imported lazily: psycopg costs start-up time that SQLite users need not pay.
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    class LedgerPostgresRecorder(_LedgerTables, PostgresApplicationRecorder):
+        """eventsourcing's PostgreSQL application recorder, with the chain and command tables."""
+
+        placeholder = "%s"
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            from psycopg.sql import SQL
+
+            self.sql_create_statements.extend(
+                SQL(ddl) for ddl in (self.CHAIN_DDL, self.COMMANDS_DDL, self.COMMANDS_INDEX_DDL)
+            )
+
+        def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Any, **kwargs: Any):
+            positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            if stored_events:
+                # The events table is locked EXCLUSIVE by now: the head cannot move under us.
+                curs.execute("SELECT hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
+                row = curs.fetchone()
+                chain, commands = _chain_and_command_rows(
+                    row["hash"] if row else GENESIS,
+                    stored_events,
+                    positions,
+                    kwargs.get("commands", ()),
+                )
+                curs.executemany("INSERT INTO ledger_chain VALUES (%s,%s)", chain)
+                curs.executemany("INSERT INTO ledger_commands VALUES (%s,%s,%s,%s)", commands)
+            return positions
+
+    return LedgerPostgresRecorder
+
+
+def __getattr__(name: str) -> Any:
+    # `postgres_recorder` is resolved by topic from the environment; build the class lazily.
+    if name == "postgres_recorder":
+        cls = _postgres_recorder_class()
+        globals()["postgres_recorder"] = cls
+        return cls
+    raise AttributeError(name)
+
