@@ -154,6 +154,7 @@ def apply_commands(store: Any, commands: Any) -> Any:
     """Apply parsed commands, then bring the projections up to date (also after a refusal)."""
     refusal: Optional[LedgerError] = None
     report: Any = None
+    store.ledger.on_stored = store.projector.fold_stored
     try:
         report = store.ledger.apply(commands)
     except LedgerError as e:

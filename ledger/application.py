@@ -88,6 +88,9 @@ class Ledger:
         self._cache: dict[UUID, Any] = {}
         self._base_version: dict[UUID, int] = {}
         self._stored: dict[UUID, Any] = {}  # aggregates stored since the last snapshot pass
+        # Called with [(position, event)] after each stored batch: lets the projections fold
+        # what was just written without reading it back and decoding it.
+        self.on_stored: Callable[[list[tuple[int, Any]]], None] | None = None
 
     def close(self) -> None:
         self.app.close()
@@ -332,8 +335,15 @@ class Ledger:
         if events:
             # Straight to the event store: the events are already in command order, and
             # Application.save's per-event protocol checks cost more than the insert.
-            self.app.events.put(events, commands=recorded)
+            recordings = self.app.events.put(events, commands=recorded)
             self._stored.update(touched)
+            if self.on_stored is not None and recordings:
+                try:
+                    self.on_stored([(r.notification.id, r.domain_event) for r in recordings])
+                except Exception:  # noqa: BLE001
+                    # The events are stored: a projection that cannot follow now is brought up
+                    # to date by catch-up, which reports its own errors.
+                    self.on_stored = None
         report.applied += len(recorded)
         report.skipped += skipped
         report.events += len(events)

@@ -154,6 +154,25 @@ class Projector:
             if len(rows) < page:
                 return done
 
+    def fold_stored(self, stored: list[tuple[int, Any]]) -> bool:
+        """Fold events just stored by this process, if they directly follow the projections'
+        position (otherwise leave them to `catch_up`, which reads the log)."""
+        if not stored:
+            return True
+        with self.writer.begin() as conn:
+            pos = self._lock_position(conn)
+            if pos != stored[0][0] - 1:
+                return False
+            if pos != self._known_position:
+                self._latest.clear()
+                self._issuances.clear()
+                self._empty = pos == 0 and self._count_holdings(conn) == 0
+            self._fold(conn, stored)
+            last = stored[-1][0]
+            conn.execute(update(t.tracking).where(t.tracking.c.name == NAME).values(position=last))
+        self._known_position = last
+        return True
+
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Empty the read models and refold them from the first event."""
         with self.writer.begin() as conn:
