@@ -262,6 +262,11 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
 
 def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command | None:
     """Parse one line of a command file; None for a blank line."""
+    if line == 1:  # a byte-order mark some editors put at the start of a file
+        if isinstance(raw, bytes) and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        elif isinstance(raw, str) and raw.startswith("\ufeff"):
+            raw = raw[1:]
     if isinstance(raw, bytes):
         if len(raw) > MAX_LINE_BYTES:
             raise BadCommand(f"line {line}: longer than 1 MiB")
@@ -274,7 +279,14 @@ def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command
     if not raw.strip():
         return None
     try:
-        obj = json.loads(raw, parse_float=_refuse_float, parse_constant=_refuse_constant)
+        obj = json.loads(
+            raw,
+            parse_float=_refuse_float,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except _DuplicateKey as e:
+        raise BadCommand(f"line {line}: field {e.args[0]!r} is given twice") from None
     except _FloatRefused:
         obj = json.loads(raw)
         cid = obj.get("id") if isinstance(obj, dict) else None
@@ -288,6 +300,21 @@ def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command
 
 class _FloatRefused(Exception):
     pass
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _v in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return obj
 
 
 def _refuse_float(_text: str) -> Any:

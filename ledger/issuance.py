@@ -207,6 +207,7 @@ class Issuance(Aggregate):
             )
         self.check_not_before_resolution(terms["decided_on"], "terms decided on")
         self.check_not_before_resolution(terms["allotment_date"], "allotment date")
+        self.check_not_before_resolution(terms["exercise_from"], "exercise period starting")
         if terms["exercise_from"] > terms["exercise_to"]:
             raise ExercisePeriodInverted(
                 f"exercise_from {_iso(terms['exercise_from'])} is after exercise_to "
@@ -502,7 +503,16 @@ class Issuance(Aggregate):
         self, ratio: Fraction, effective_on: date, command_id: str, actor: str, reason: str
     ) -> None:
         """Split or consolidation: shares per right x ratio, exercise price / ratio (rounded up)."""
-        self.require_terms()
+        terms = self.require_terms()
+        self.check_not_expired("adjustment")
+        self.check_not_before_resolution(effective_on, "adjustment effective on")
+        if effective_on <= terms["decided_on"]:
+            # On its date an adjustment applies before anything else, the terms included: it
+            # would adjust terms that did not exist yet.
+            raise TermsNotSet(
+                f"an adjustment effective {_iso(effective_on)} would apply before the terms of "
+                f"{self.issuance} decided on {_iso(terms['decided_on'])}"
+            )
         if ratio <= 0:
             raise NonPositiveRatio(f"an adjustment ratio must be positive, not {ratio}")
         self.check_not_before_resolution(effective_on, "adjustment effective on")

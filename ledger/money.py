@@ -7,8 +7,8 @@ from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 from functools import lru_cache
 
-_PLAIN_DECIMAL = re.compile(r"\d+(\.\d+)?")
-_RATIO = re.compile(r"(\d+(\.\d+)?)(/(\d+(\.\d+)?))?")
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # ASCII digits only: "６" is not a digit here
+_RATIO = re.compile(r"([0-9]+(\.[0-9]+)?)(/([0-9]+(\.[0-9]+)?))?")
 
 
 def parse_amount(text: str) -> Decimal:

@@ -136,6 +136,7 @@ class Store:
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
+        self.fold_on_store = False
         self.tmp = self.pg_name = None
         if backend == "sqlite":
             self.tmp = tempfile.mkdtemp(prefix="el-model-")
@@ -147,6 +148,14 @@ class Store:
     def open(self) -> None:
         self.ledger = Ledger(self.url)
         self.projector = Projector(self.ledger)
+        self.wire()
+
+    def wire(self) -> None:
+        """As `apply` in the CLI does: the projector folds what the ledger just stored (when
+        the product offers it); `catch_up` then finds nothing left to do."""
+        fold = getattr(self.projector, "fold_stored", None)
+        if self.fold_on_store and fold is not None:
+            self.ledger.on_stored = fold
 
     def close(self) -> None:
         self.projector.close()
@@ -188,6 +197,32 @@ def apply_both(ledger: Ledger, projector: Projector, model: Model, cmd: dict[str
     return actual
 
 
+def apply_batch_both(ledger: Ledger, projector: Projector, model: Model,
+                     cmds: list[dict[str, Any]]) -> list[str]:
+    """Several commands in one `apply` (one transaction, parsed lazily as from a file): the
+    product stops at the first refused one and keeps those before it, like the model."""
+    expected: list[str] = []
+    for cmd in cmds:
+        try:
+            expected.append(model.apply(cmd))
+        except Refused as e:
+            expected.append(f"refused ({e})")
+            break
+    try:
+        report = ledger.apply(parse_command(c, line=i + 1, actor="model-test")
+                              for i, c in enumerate(cmds))
+    except (CommandRefused, BadCommand) as e:
+        refused = str(e)
+    else:
+        refused = None
+        assert report.applied + report.skipped == len(cmds)
+        assert report.skipped == expected.count("skipped"), (cmds, expected, report)
+    assert (refused is None) == (not expected[-1].startswith("refused")), (
+        f"batch {cmds}\n  product refused: {refused}\n  model:   {expected}")
+    projector.catch_up()
+    return expected
+
+
 # --------------------------------------------------------------------------- the state machine
 
 BASE = date(2024, 1, 1)
@@ -206,7 +241,7 @@ def day_no(d: date) -> int:
 
 days = st.integers(0, HORIZON)
 some_issuance = st.sampled_from(["s1", "s1", "s2", "s3"])  # s3 never has a resolution
-probes = st.lists(st.integers(-1, HORIZON + 3), min_size=1, max_size=3)
+probes = st.lists(st.integers(-1, HORIZON + 3), min_size=1, max_size=2)
 
 
 def mostly(data: Any, likely: st.SearchStrategy, other: st.SearchStrategy, odds: int = 5) -> Any:
@@ -271,23 +306,30 @@ class LedgerMachine(RuleBasedStateMachine):
         self.store.destroy()
 
     # ------------------------------------------------------------------ plumbing
-    def new_id(self) -> str:
-        self.n += 1
-        return f"m{self.n}"
+    def with_id(self, cmd: dict[str, Any], cid: str | None = None) -> dict[str, Any]:
+        if cid is None:
+            self.n += 1
+            cid = f"m{self.n}"
+        return {"id": cid, **cmd}
 
-    def send(self, cmd: dict[str, Any], probe_days: list[int], with_id: str | None = None) -> None:
-        cmd = {"id": with_id or self.new_id(), **cmd}
+    def note(self, cmd: dict[str, Any], outcome: str, last_date: date | None) -> None:
+        on = next((v for k, v in cmd.items() if k.endswith("_on")), None)
+        late = bool(last_date and isinstance(on, str) and on < last_date.isoformat())
+        event(f"{cmd['type']}{' (late)' if late else ''}: {outcome.split(' ')[0]}")
+        self.sent.append(cmd)
+
+    def send(self, cmd: dict[str, Any], probe_days: list[int], cid: str | None = None) -> None:
+        cmd = self.with_id(cmd, cid)
         dates = self.model.event_dates()
         outcome = apply_both(self.store.ledger, self.store.projector, self.model, cmd)
-        on = next((v for k, v in cmd.items() if k.endswith("_on")), None)
-        late = bool(dates and isinstance(on, str) and on < dates[-1].isoformat())
-        event(f"{cmd['type']}{' (late)' if late else ''}: {outcome}")
-        self.sent.append(cmd)
+        self.note(cmd, outcome, dates[-1] if dates else None)
         self.check(probe_days)
 
     def check(self, probe_days: list[int]) -> None:
         dates: list[date | None] = [None, *(BASE + timedelta(days=p) for p in sorted(set(probe_days)))]
-        p = self.store.projector
+        ledger, p = self.store.ledger, self.store.projector
+        stored = ledger.recorder.command_digests([c["id"] for c in self.sent])
+        assert set(stored) == set(self.model.applied), "stored command ids differ from the model's"
         incremental = answers(p, self.model, dates)
         check_invariants(p, self.model)
         for unknown in ("s2", "s3"):
@@ -301,6 +343,10 @@ class LedgerMachine(RuleBasedStateMachine):
         assert rebuilt == incremental
 
     # the model's view, to aim commands at what may be accepted
+    def terms(self, issuance: str) -> Any:
+        iss = self.model.issuances.get(issuance)
+        return iss.terms if iss is not None else None
+
     def issuance(self, data: Any) -> str:
         with_terms = sorted(i for i, s in self.model.issuances.items() if s.terms is not None)
         return mostly(data, st.sampled_from(with_terms), some_issuance) if with_terms else data.draw(some_issuance)
@@ -316,7 +362,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return h, held.get(h, 0)
 
     def exercise_day(self, data: Any, issuance: str, holder: str) -> int:
-        terms = self.model.issuances[issuance].terms if issuance in self.model.issuances else None
+        terms = self.terms(issuance)
         if terms is None:
             return data.draw(days)
         lo, hi = day_no(terms.exercise_from), day_no(terms.exercise_to)
@@ -327,33 +373,21 @@ class LedgerMachine(RuleBasedStateMachine):
                 hi = min(hi, day_no(departed) + terms.window)
         return mostly(data, st.integers(lo, hi), days) if lo <= hi else data.draw(days)
 
-    # ------------------------------------------------------------------ setup
-    @initialize(data=st.data(), s2=st.booleans())
-    def setup(self, data: Any, s2: bool) -> None:
-        for issuance in ("s1", "s2") if s2 else ("s1",):
-            self.send(data.draw(resolution_fields(issuance)), [])
-            self.send(data.draw(terms_fields(issuance)), [])
-        for _ in range(data.draw(st.integers(1, 4))):
-            self.allot(data, [])
-
-    # ------------------------------------------------------------------ commands
-    @rule(data=st.data(), probe=probes)
-    def allot(self, data: Any, probe: list[int]) -> None:
+    # ------------------------------------------------------------------ command makers
+    def make_allot(self, data: Any) -> dict[str, Any]:
         issuance = self.issuance(data)
         holder = data.draw(st.sampled_from(HOLDERS))
-        terms = self.model.issuances[issuance].terms if issuance in self.model.issuances else None
+        terms = self.terms(issuance)
         start = day_no(terms.allotment_date) if terms else 0
         on = mostly(data, st.integers(start, min(start + 10, HORIZON)), days)
         group = mostly(data, st.just(HOME_GROUP[holder]),
                        st.sampled_from(["director", "employee", "executive_officer"]), odds=8)
-        self.send({"type": "allot_rights", "issuance": issuance, "holder": holder,
-                   "name": f"Name {holder}" + data.draw(st.sampled_from(["", " (renamed)"])),
-                   "group": group, "rights": data.draw(st.integers(1, 5)), "allotted_on": day(on),
-                   "payment": data.draw(st.sampled_from(["offset", "offset", "cash", "gratis"]))},
-                  probe)
+        return {"type": "allot_rights", "issuance": issuance, "holder": holder,
+                "name": f"Name {holder}" + data.draw(st.sampled_from(["", " (renamed)"])),
+                "group": group, "rights": data.draw(st.integers(1, 5)), "allotted_on": day(on),
+                "payment": data.draw(st.sampled_from(["offset", "offset", "cash", "gratis"]))}
 
-    @rule(data=st.data(), probe=probes)
-    def exercise(self, data: Any, probe: list[int]) -> None:
+    def make_exercise(self, data: Any) -> dict[str, Any]:
         issuance = self.issuance(data)
         holder, out = self.holder(data, issuance)
         rights = mostly(data, st.integers(1, max(out, 1)), st.integers(1, out + 3))
@@ -362,19 +396,16 @@ class LedgerMachine(RuleBasedStateMachine):
         delivery = data.draw(st.sampled_from([None, "new_shares", "treasury_shares"]))
         if delivery:
             cmd["delivery"] = delivery
-        self.send(cmd, probe)
+        return cmd
 
-    @rule(data=st.data(), probe=probes)
-    def forfeit(self, data: Any, probe: list[int]) -> None:
+    def make_forfeit(self, data: Any) -> dict[str, Any]:
         issuance = self.issuance(data)
         holder, out = self.holder(data, issuance)
         rights = data.draw(st.one_of(st.integers(1, max(out, 1) + 1), st.just("all")))
-        self.send({"type": "forfeit_rights", "issuance": issuance, "holder": holder,
-                   "rights": rights, "forfeited_on": day(data.draw(days)), "reason": "waived"},
-                  probe)
+        return {"type": "forfeit_rights", "issuance": issuance, "holder": holder,
+                "rights": rights, "forfeited_on": day(data.draw(days)), "reason": "waived"}
 
-    @rule(data=st.data(), probe=probes)
-    def depart(self, data: Any, probe: list[int]) -> None:
+    def make_depart(self, data: Any) -> dict[str, Any]:
         """Mostly a holder with rights outstanding, after their allotments."""
         issuance = self.issuance(data)
         holder, _ = mostly(data, st.just(self.holder(data, issuance)),
@@ -383,56 +414,93 @@ class LedgerMachine(RuleBasedStateMachine):
                     if e.holder == holder and e.kind == "allot"]
         after = day_no(max(allotted)) + 1 if allotted else 0
         on = mostly(data, st.integers(min(after, HORIZON), HORIZON), days)
-        self.send({"type": "record_departure", "holder": holder, "departed_on": day(on)}, probe)
+        return {"type": "record_departure", "holder": holder, "departed_on": day(on)}
 
-    @rule(data=st.data(), ratio=st.sampled_from(["2", "1/2", "3", "1/3", "0.5", "0"]), probe=probes)
-    def adjust(self, data: Any, ratio: str, probe: list[int]) -> None:
-        self.send({"type": "adjust_shares", "issuance": self.issuance(data), "ratio": ratio,
-                   "effective_on": day(data.draw(days))}, probe)
+    def make_adjust(self, data: Any) -> dict[str, Any]:
+        ratio = data.draw(st.sampled_from(["2", "1/2", "3", "1/3", "0.5", "0"]))
+        return {"type": "adjust_shares", "issuance": self.issuance(data), "ratio": ratio,
+                "effective_on": day(data.draw(days))}
 
-    @rule(data=st.data(), probe=probes)
-    def expire(self, data: Any, probe: list[int]) -> None:
+    def make_expire(self, data: Any) -> dict[str, Any]:
         issuance = self.issuance(data)
-        terms = self.model.issuances[issuance].terms if issuance in self.model.issuances else None
+        terms = self.terms(issuance)
         after = day_no(terms.exercise_to) + 1 if terms else 0
         # mostly too early (refused): an expiry ends most activity of the issuance
         on = mostly(data, st.integers(0, HORIZON), st.integers(after, after + 5), odds=3)
-        self.send({"type": "expire_rights", "issuance": issuance, "expired_on": day(on)}, probe)
+        return {"type": "expire_rights", "issuance": issuance, "expired_on": day(on)}
 
-    @rule(data=st.data(), probe=probes,
-          how=st.sampled_from(["resolution", "terms", "extra_field", "zero_rights",
-                               "rights_as_text", "money_as_number", "bad_date", "no_reason",
-                               "ratio_exponent"]))
-    def admin_or_malformed(self, data: Any, probe: list[int], how: str) -> None:
+    def make_admin_or_malformed(self, data: Any) -> dict[str, Any]:
         """A (mostly second, so refused) resolution or terms, or a malformed command."""
+        how = data.draw(st.sampled_from([
+            "resolution", "terms", "extra_field", "zero_rights", "rights_as_text",
+            "money_as_number", "bad_date", "no_reason", "ratio_exponent"]))
         issuance = data.draw(some_issuance)
         on = day(data.draw(days))
         if how == "resolution":
-            cmd = data.draw(resolution_fields(issuance, valid=False))
-        elif how == "terms":
-            cmd = data.draw(terms_fields(issuance, valid=False))
-        elif how == "money_as_number":
-            cmd = data.draw(terms_fields(issuance))
-            cmd["price_per_right"] = 1000
-        elif how == "no_reason":
-            cmd = {"type": "forfeit_rights", "issuance": issuance, "holder": "h1",
-                   "rights": 1, "forfeited_on": on}
-        elif how == "ratio_exponent":
-            cmd = {"type": "adjust_shares", "issuance": issuance, "ratio": "2e0",
-                   "effective_on": on}
-        else:
-            cmd = {"type": "allot_rights", "issuance": issuance, "holder": "h1",
-                   "name": "N", "group": "director", "rights": 1, "allotted_on": on,
-                   "payment": "offset"}
-            if how == "extra_field":
-                cmd["rihgts"] = 2
-            elif how == "zero_rights":
-                cmd["rights"] = 0
-            elif how == "rights_as_text":
-                cmd["rights"] = "1"
-            elif how == "bad_date":
-                cmd["allotted_on"] = "2024-02-30"
-        self.send(cmd, probe)
+            return data.draw(resolution_fields(issuance, valid=False))
+        if how == "terms":
+            return data.draw(terms_fields(issuance, valid=False))
+        if how == "money_as_number":
+            return {**data.draw(terms_fields(issuance)), "price_per_right": 1000}
+        if how == "no_reason":
+            return {"type": "forfeit_rights", "issuance": issuance, "holder": "h1",
+                    "rights": 1, "forfeited_on": on}
+        if how == "ratio_exponent":
+            return {"type": "adjust_shares", "issuance": issuance, "ratio": "2e0",
+                    "effective_on": on}
+        cmd = {"type": "allot_rights", "issuance": issuance, "holder": "h1", "name": "N",
+               "group": "director", "rights": 1, "allotted_on": on, "payment": "offset"}
+        if how == "extra_field":
+            cmd["rihgts"] = 2
+        elif how == "zero_rights":
+            cmd["rights"] = 0
+        elif how == "rights_as_text":
+            cmd["rights"] = "1"
+        elif how == "bad_date":
+            cmd["allotted_on"] = "2024-02-30"
+        return cmd
+
+    MAKERS = ("allot", "exercise", "forfeit", "depart", "adjust", "expire", "admin_or_malformed")
+
+    # ------------------------------------------------------------------ setup
+    @initialize(data=st.data(), s2=st.booleans(), fold_on_store=st.booleans())
+    def setup(self, data: Any, s2: bool, fold_on_store: bool) -> None:
+        self.store.fold_on_store = fold_on_store
+        self.store.wire()
+        for issuance in ("s1", "s2") if s2 else ("s1",):
+            self.send(data.draw(resolution_fields(issuance)), [])
+            self.send(data.draw(terms_fields(issuance)), [])
+        for _ in range(data.draw(st.integers(1, 4))):
+            self.send(self.make_allot(data), [])
+
+    # ------------------------------------------------------------------ rules
+    @rule(data=st.data(), probe=probes)
+    def allot(self, data: Any, probe: list[int]) -> None:
+        self.send(self.make_allot(data), probe)
+
+    @rule(data=st.data(), probe=probes)
+    def exercise(self, data: Any, probe: list[int]) -> None:
+        self.send(self.make_exercise(data), probe)
+
+    @rule(data=st.data(), probe=probes)
+    def forfeit(self, data: Any, probe: list[int]) -> None:
+        self.send(self.make_forfeit(data), probe)
+
+    @rule(data=st.data(), probe=probes)
+    def depart(self, data: Any, probe: list[int]) -> None:
+        self.send(self.make_depart(data), probe)
+
+    @rule(data=st.data(), probe=probes)
+    def adjust(self, data: Any, probe: list[int]) -> None:
+        self.send(self.make_adjust(data), probe)
+
+    @rule(data=st.data(), probe=probes)
+    def expire(self, data: Any, probe: list[int]) -> None:
+        self.send(self.make_expire(data), probe)
+
+    @rule(data=st.data(), probe=probes)
+    def admin_or_malformed(self, data: Any, probe: list[int]) -> None:
+        self.send(self.make_admin_or_malformed(data), probe)
 
     @precondition(lambda self: self.sent)
     @rule(data=st.data(), probe=probes, same=st.booleans())
@@ -443,7 +511,27 @@ class LedgerMachine(RuleBasedStateMachine):
         cid = cmd.pop("id")
         if not same:
             cmd["reason"] = "corrected " + cmd.get("reason", "")
-        self.send(cmd, probe, with_id=cid)
+        self.send(cmd, probe, cid=cid)
+
+    @rule(data=st.data(), probe=probes,
+          kinds=st.lists(st.sampled_from(MAKERS), min_size=2, max_size=5))
+    def batch(self, data: Any, probe: list[int], kinds: list[str]) -> None:
+        """Several commands in one `apply`: one transaction, stops at the first refusal."""
+        cmds = [self.with_id(getattr(self, "make_" + k)(data)) for k in kinds]
+        if self.sent and data.draw(st.booleans()):  # an id sent before, in the middle
+            old = data.draw(st.sampled_from(self.sent))
+            cmds.insert(data.draw(st.integers(0, len(cmds))), dict(old))
+        if data.draw(st.booleans()):  # an id twice in one batch, same or other content
+            twice = dict(data.draw(st.sampled_from(cmds)))
+            if data.draw(st.booleans()):
+                twice["reason"] = "again"
+            cmds.append(twice)
+        dates = self.model.event_dates()
+        outcomes = apply_batch_both(self.store.ledger, self.store.projector, self.model, cmds)
+        for i, cmd in enumerate(cmds):  # all of them: the stored ids are checked against these
+            self.note(cmd, outcomes[i] if i < len(outcomes) else "not-reached",
+                      dates[-1] if dates else None)
+        self.check(probe)
 
     @rule(probe=probes)
     def reopen(self, probe: list[int]) -> None:
