@@ -286,16 +286,23 @@ def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command
             object_pairs_hook=_no_duplicate_keys,
         )
     except _DuplicateKey as e:
-        raise BadCommand(f"line {line}: field {e.args[0]!r} is given twice") from None
+        raise BadCommand(f"{_where(raw, line)}: field {e.args[0]!r} is given twice") from None
     except _FloatRefused:
-        obj = json.loads(raw)
-        cid = obj.get("id") if isinstance(obj, dict) else None
-        where = f"line {line} (id {cid})" if isinstance(cid, str) else f"line {line}"
-        raise BadCommand(f"{where}: a number with a fraction or exponent is not allowed "
+        raise BadCommand(f"{_where(raw, line)}: a number with a fraction or exponent is not allowed "
                          "(money is a decimal string, rights are integers)") from None
     except json.JSONDecodeError as e:
         raise BadCommand(f"line {line}: malformed JSON ({e.msg} at column {e.colno})") from None
     return parse_command(obj, line=line, actor=actor)
+
+
+def _where(raw: str, line: int) -> str:
+    """`line N (id X)` for a line that is JSON but not an acceptable command."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        obj = None
+    cid = obj.get("id") if isinstance(obj, dict) else None
+    return f"line {line} (id {cid})" if isinstance(cid, str) else f"line {line}"
 
 
 class _FloatRefused(Exception):
