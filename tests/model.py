@@ -14,8 +14,9 @@ Decisions where the contract is silent (see the report that came with these test
 * No allotment once an issuance has expired (in timeline order or in record order).
 * A person's name and group, in a row split per currency, come from the latest allotment among
   the allotments summed into that row.
-* "Nothing dated before the resolution" covers the terms' decided_on and allotment_date, not
-  the exercise period (a condition of the rights, not a dated event).
+* "Nothing dated before the resolution" covers the terms' decided_on, allotment_date and
+  exercise_from; an adjustment must be dated after the terms' date (adjustments come first on
+  their date, so one on that date would precede the terms) and is refused once expired.
 * Issuer names are compared without surrounding blanks ("X K.K. " is the issuer "X K.K.").
 """
 
@@ -317,7 +318,7 @@ class Model:
             raise Refused("terms only once")
         # "Nothing dated before the resolution": the terms' own date and the allotment date
         # (the exercise period is a condition of the rights, not a dated event).
-        for k in ("decided_on", "allotment_date"):
+        for k in ("decided_on", "allotment_date", "exercise_from"):
             if f[k] < iss.resolved_on:
                 raise Refused(f"{k} before the resolution")
         if f["exercise_from"] > f["exercise_to"]:
@@ -358,7 +359,12 @@ class Model:
 
     def _adjust_shares(self, f: dict[str, Any]) -> None:
         iss = self._iss(f["issuance"])
-        self._terms(iss)
+        terms = self._terms(iss)
+        if iss.expired:
+            raise Refused("issuance expired")
+        if f["effective_on"] <= terms.decided_on:
+            # Adjustments come first on their date: one on the terms' date would precede them.
+            raise Refused("an adjustment on or before the terms' date would precede them")
         if f["ratio"] <= 0:
             raise Refused("ratio must be positive")
         on = f["effective_on"]

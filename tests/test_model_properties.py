@@ -613,7 +613,7 @@ def scenario() -> list[tuple[dict[str, Any], str]]:
         (_c(27, type=F, issuance="s1", holder="h4", rights="all", forfeited_on="2020-02-04",
             reason="declined"), ok),
         (_c(28, type="expire_rights", issuance="s2", expired_on="2020-03-11"), ok),
-        (_c(29, type="adjust_shares", issuance="s2", ratio="0.5", effective_on="2020-03-12"), ok),
+        (_c(29, type="adjust_shares", issuance="s2", ratio="0.5", effective_on="2020-03-12"), no),  # nothing after expiry
     ]
 
 
