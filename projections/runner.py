@@ -223,7 +223,6 @@ class Projector:
                         flush()
                         self._backdate(conn, eff)
                         self._latest[key] = self._load_latest(conn, key)
-                        self._empty = False
                 elif isinstance(eff, Allotment):
                     allot_rows.append(eff.__dict__.copy())
                 elif isinstance(eff, IssuanceInfo):
