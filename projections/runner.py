@@ -208,6 +208,8 @@ class Projector:
                     latest = self._latest.get(key)
                     if latest is None and not self._empty:
                         latest = self._load_latest(conn, key)
+                        if latest is not None:
+                            self._latest[key] = latest  # later deltas of this page build on it
                     if latest is None or eff.effective_on > latest["effective_on"]:
                         row = dict(latest) if latest else new_row(eff)
                         row["effective_on"] = eff.effective_on
