@@ -32,7 +32,7 @@ from .errors import (
 from .holder import Holder
 from .issuance import Issuance
 from .issuer import Issuer
-from .store import StoreConfig, store_config
+from .store import StoreConfig, schema_lock, store_config
 from .transcodings import DateAsISO
 
 # A snapshot is taken when an aggregate grows past a multiple of this many events, so that
@@ -79,7 +79,8 @@ class Ledger:
     def __init__(self, config: StoreConfig | str | None = None) -> None:
         self.config = config if isinstance(config, StoreConfig) else store_config(config)
         try:
-            self.app = LedgerApplication(env=dict(self.config.env, CREATE_TABLE="y"))
+            with schema_lock(self.config):
+                self.app = LedgerApplication(env=dict(self.config.env, CREATE_TABLE="y"))
         except LedgerError:
             raise
         except Exception as e:  # driver errors, permissions, unreachable servers

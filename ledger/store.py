@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 from uuid import UUID
 
 from .errors import StoreUnavailable
@@ -48,6 +50,36 @@ class StoreConfig:
     @property
     def sqlalchemy_url(self) -> str:
         return self.url
+
+
+@contextmanager
+def schema_lock(config: StoreConfig) -> Iterator[None]:
+    """Serialise table creation between processes opening one PostgreSQL store at once.
+
+    `CREATE TABLE IF NOT EXISTS` is not safe against itself in PostgreSQL (two sessions can
+    both decide to create: "tuple concurrently updated"); a session advisory lock held around
+    the start-up DDL makes the second process wait and then find the tables. SQLite serialises
+    writers by itself.
+    """
+    if config.kind != "postgresql":
+        yield
+        return
+    import psycopg
+
+    dsn = config.url.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.Error as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise StoreUnavailable(f"cannot open store {config.display}: {first}") from None
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        yield
+    finally:
+        conn.close()  # ends the session, and with it the lock
+
+
+_SCHEMA_LOCK_KEY = 0x6571_6C65_6467  # "eqledg"
 
 
 def events_table(kind: str) -> tuple[str, str]:

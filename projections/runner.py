@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection, Engine, create_engine
 
 from ..ledger.errors import StoreUnavailable
-from ..ledger.store import events_table
+from ..ledger.store import events_table, schema_lock
 from ..ledger.terms import terms_in_force
 from . import schema as t
 from .fold import (
@@ -76,8 +76,9 @@ class Projector:
         self.kind = cfg.kind
         self.writer, self.reader = make_engines(cfg.sqlalchemy_url, cfg.kind)
         try:
-            t.metadata.create_all(self.writer)
-            self._ensure_tracking()
+            with schema_lock(cfg):
+                t.metadata.create_all(self.writer)
+                self._ensure_tracking()
         except Exception as e:
             raise StoreUnavailable(f"cannot write store {cfg.display}: {_one_line(e)}") from None
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}

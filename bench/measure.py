@@ -1,0 +1,83 @@
+"""Timing and memory of child processes, and small statistics helpers.
+
+A child's wall time is measured from just before `fork` to its exit (process start included).
+Its peak RSS comes from `os.wait4`, which returns the rusage of that one child (its
+`ru_maxrss`, in KiB on Linux, is the child's VmHWM): unlike `getrusage(RUSAGE_CHILDREN)`, it
+is not a maximum over every child reaped so far, so a small run measured after a big one is
+not hidden by it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+class BenchError(RuntimeError):
+    """Something the benchmark ran failed (not a missed target): the run exits non-zero."""
+
+
+@dataclass
+class ChildRun:
+    seconds: float
+    peak_rss_kib: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_prefix() -> list[str]:
+    """The real console script next to this interpreter (what a user runs)."""
+    here = Path(sys.executable).parent / "equity-ledger"
+    if here.exists():
+        return [str(here)]
+    found = shutil.which("equity-ledger")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "equity_ledger.cli"]
+
+
+def run_child(argv: Sequence[str], env: dict[str, str] | None = None, check: bool = True,
+              cwd: str | None = None) -> ChildRun:
+    """Run argv to completion; wall seconds (fork to exit), peak RSS, output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        p = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+        _pid, status, usage = os.wait4(p.pid, 0)
+        took = time.perf_counter() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        run = ChildRun(took, int(usage.ru_maxrss), p.returncode,
+                       out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+    if check and run.returncode != 0:
+        shown = " ".join(argv)
+        raise BenchError(f"`{shown}` exited {run.returncode}: {run.stderr.strip()[-2000:]}")
+    return run
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = max(0, min(len(s) - 1, int(round(q / 100 * len(s) + 0.5)) - 1))
+    return float(s[k])
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return time.perf_counter() - start, value
