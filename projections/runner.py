@@ -156,21 +156,26 @@ class Projector:
                 return done
 
     def fold_stored(self, stored: list[tuple[int, Any]]) -> bool:
-        """Fold events just stored by this process, if they directly follow the projections'
-        position (otherwise leave them to `catch_up`, which reads the log)."""
+        """Fold events just stored by this process when they directly follow the projections'
+        position; otherwise catch up from the log. True when folded from memory."""
         if not stored:
             return True
         with self.writer.begin() as conn:
             pos = self._lock_position(conn)
-            if pos != stored[0][0] - 1:
-                return False
-            if pos != self._known_position:
-                self._latest.clear()
-                self._issuances.clear()
-                self._empty = pos == 0 and self._count_holdings(conn) == 0
-            self._fold(conn, stored)
-            last = stored[-1][0]
-            conn.execute(update(t.tracking).where(t.tracking.c.name == NAME).values(position=last))
+            behind = pos != stored[0][0] - 1
+            if not behind:
+                if pos != self._known_position:
+                    self._latest.clear()
+                    self._issuances.clear()
+                    self._empty = pos == 0 and self._count_holdings(conn) == 0
+                self._fold(conn, stored)
+                last = stored[-1][0]
+                conn.execute(update(t.tracking).where(t.tracking.c.name == NAME).values(position=last))
+        if behind:
+            # Lagging (an earlier run was killed) or a gap in the numbering (PostgreSQL skips
+            # the ids of a killed transaction): read the log up to and including this batch.
+            self.catch_up()
+            return False
         self._known_position = last
         return True
 

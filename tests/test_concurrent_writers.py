@@ -236,17 +236,10 @@ def _commands_of(outcome: dict[str, Any], cmds: list[list[dict[str, Any]]]) -> l
     return file_cmds[int(m.group(2)) - 1:int(m.group(3))] if m.group(2) else file_cmds
 
 
-LOST_UPDATE = (
-    "BUG: projections/runner.py Projector._fold loses updates: on a cache miss the holding's "
-    "latest row is read from proj_holdings (_load_latest) but not kept in self._latest when the "
-    "event has that row's date, so a second delta to the same holding and date in the same fold "
-    "re-reads the row without the first (still buffered in `updates`) and overwrites it; "
-    "holdings under-count, audit verify and audit replay exit 1"
-)
-
-
 def test_a_second_apply_adding_twice_to_a_holding_on_its_date_keeps_both(store_url: str, tmp_path: Path) -> None:
-    """The smallest reproduction of what the writers below run into (no concurrency needed)."""
+    """Regression (fixed in df3774e): a holding row loaded from the table in a fold was not
+    cached, so a second delta of the same date in the same fold re-read it and overwrote the
+    first. The smallest form of what the concurrent writers below ran into."""
     first = setup_commands() + [_allot("p1", "h1", 1)]
     assert run_cli("apply", str(write_jsonl(tmp_path / "1.jsonl", first)), db=store_url).code == 0
     second = [_allot("p2", "h1", 2), _allot("p3", "h1", 4)]

@@ -255,17 +255,7 @@ def _queries(url: str) -> dict[str, Any]:
         return dict(zip((" ".join(a) for a in asks), pool.map(one, asks)))
 
 
-LOST_UPDATE = (
-    "BUG: projections/runner.py Projector._fold loses updates: on a cache miss the holding's "
-    "latest row is read from proj_holdings (_load_latest) but not kept in self._latest when the "
-    "event has that row's date, so a second delta to the same holding and date in the same fold "
-    "re-reads the row without the first (still buffered in `updates`) and overwrites it. A process "
-    "restarted after a crash starts with an empty cache: the killed store's holdings under-count "
-    "(topup-1, h006130) and its audit verify exits 1; its events, chain and command ids are intact"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=ProjectionDiffers, reason=LOST_UPDATE)
+@pytest.mark.slow
 def test_apply_killed_at_random_moments_ends_equal_to_an_uninterrupted_run(
     store_url: str, reference_url: str, backend: str, tmp_path: Path, no_leftover_processes: None
 ) -> None:
