@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from .fold import NUMERIC
+
 
 class Money(TypeDecorator):
     """Exact decimal money stored as text: SQLite has no exact decimal type, so no float ever."""
@@ -136,13 +138,5 @@ departures = Table(
 # Tables a rebuild empties and refills (tracking is reset, not dropped).
 READ_MODELS = (issuances, adjustments, share_terms, holdings, allotments, departures)
 
-HOLDING_FIGURES = (
-    "allotted",
-    "exercised",
-    "forfeited",
-    "expired",
-    "shares_delivered",
-    "amount_offset",
-    "amount_paid",
-    "exercise_price_paid",
-)
+# The cumulative figures of a holding row: the fold defines them, the table stores them.
+HOLDING_FIGURES = NUMERIC
