@@ -13,6 +13,7 @@ import os
 import platform
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,17 @@ class Run:
         self.env.setdefault("COLUMNS", "200")
 
     # ..................................................................... helpers
+    def save_partial(self) -> None:
+        """Write what is measured so far (a killed long run still leaves its figures)."""
+        base = self.args.out or ("smoke" if self.smoke else "latest")
+        try:
+            RESULTS.mkdir(exist_ok=True)
+            snapshot = dict(self.results, errors=self.errors, partial=True)
+            (RESULTS / f"{base}.partial.json").write_text(
+                json.dumps(snapshot, indent=1, ensure_ascii=False, default=str))
+        except OSError as e:
+            log(f"cannot write partial results: {e}")
+
     def child(self, *argv: str, check: bool = True):
         return run_child([*self.cli, *argv], env=self.env, check=check)
 
@@ -323,12 +335,14 @@ class Run:
                 got = self.guarded(f"{b.name} n={n:,}", lambda: self.measure_size(b, n, plan, meta, reps))
                 if got is not None:
                     res["sizes"][str(n)], stores[n] = got
+                self.save_partial()
             if stores:
                 big, small = max(stores), min(stores)
                 res["holdings"] = self.guarded(f"{b.name} holdings",
                                                lambda: self.measure_holdings(b, stores[big], plans[big][1]))
                 res["cold_query"] = self.guarded(f"{b.name} cold query",
                                                  lambda: self.measure_cold_query(b, stores[small], plans[small][1]))
+                self.save_partial()
             if not a.keep:
                 for url in stores.values():
                     self.guarded(f"{b.name} drop", lambda: b.drop(url))
@@ -345,6 +359,7 @@ class Run:
         md = report.markdown(self.results)
         (RESULTS / f"{base}.json").write_text(json.dumps(self.results, indent=1, ensure_ascii=False, default=str))
         (RESULTS / f"{base}.md").write_text(md)
+        (RESULTS / f"{base}.partial.json").unlink(missing_ok=True)
         print(md)
         print(report.verdict_lines(self.results, self.smoke))
         log(f"results: {RESULTS / (base + '.md')} and .json ({self.results['meta']['took_s']:.0f} s)")
@@ -477,12 +492,18 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _terminated(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminated)
     try:
         return Run(args).run()
-    except KeyboardInterrupt:
-        log("interrupted")
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e or 'SIGINT'}); figures so far are in bench/results/*.partial.json")
         return 130
     except Exception:  # noqa: BLE001 - a crash of the harness itself is an error too
         traceback.print_exc()
