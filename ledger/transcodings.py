@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from typing import Any, Callable
 
-from eventsourcing.persistence import Transcoding
+from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNotRegisteredError
 
 
 class DateAsISO(Transcoding):
@@ -18,3 +20,29 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+def fast_loads(transcoder: JSONTranscoder) -> Callable[[bytes], Any]:
+    """A decoder of stored state equal to ``transcoder.decode``, with a leaner object hook.
+
+    eventsourcing writes a transcoded value as ``{"_type_": name, "_data_": text}``; this hook
+    looks the name up in the transcoder's own registry (so it decodes exactly what the
+    transcoder would, and refuses what it would refuse) but skips its per-object checks, which
+    cost more than the JSON parsing on the projections' read path.
+    """
+    decoders = {name: t.decode for name, t in transcoder.names.items()}
+
+    def hook(d: dict[str, Any]) -> Any:
+        if len(d) == 2 and "_type_" in d and "_data_" in d:
+            decoder = decoders.get(d["_type_"])
+            if decoder is None:
+                raise TranscodingNotRegisteredError(f"no transcoding named {d['_type_']!r}")
+            return decoder(d["_data_"])
+        return d
+
+    decode = json.JSONDecoder(object_hook=hook).decode
+
+    def loads(state: bytes) -> Any:
+        return decode(bytes(state).decode("utf-8"))
+
+    return loads

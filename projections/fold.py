@@ -89,9 +89,12 @@ _TERMS_COLUMNS = (
 
 
 def effects(position: int, event: Any) -> list[Any]:
-    """What one stored event changes in the read model (pure)."""
-    kind = event_type(event)
-    e = event
+    """What one stored domain event changes in the read model (pure)."""
+    return effects_of(position, event_type(event), event)
+
+
+def effects_of(position: int, kind: str, e: Any) -> list[Any]:
+    """What an event of type `kind` with fields `e` (attributes) changes in the read model."""
     if kind == "ResolutionPassed":
         return [
             IssuanceInfo(
