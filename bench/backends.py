@@ -9,6 +9,11 @@ database engine:
 * raw read: ``SELECT rowid, state FROM stored_events`` (PostgreSQL: ``notification_id, state``
   of ``equityledger_events``, in order, through a server-side cursor) + ``json.loads`` of each
   state, on the store the ledger wrote;
+* raw copy: the rows a rebuild writes (``proj_holdings`` and ``proj_allotments``, the two
+  tables that grow with the log), read back and ``executemany``'d through the bare driver into
+  empty tables of the same definition and indexes, 5,000 rows per transaction like the
+  projector's pages. Raw read + raw copy is the floor of a rebuild's own work: it must read
+  every event *and* write those rows;
 * raw holdings: the same latest-row-per-holder SQL the query runs, through the bare driver.
 """
 
@@ -22,6 +27,9 @@ import time
 from datetime import date
 from pathlib import Path
 from typing import Iterator
+
+COPIED_TABLES = ("proj_holdings", "proj_allotments")
+COPY_PAGE = 5000
 
 RAW_HOLDINGS_SQL = (
     "SELECT h.* FROM proj_holdings h JOIN ("
@@ -94,6 +102,37 @@ class SQLiteBackend:
             n += 1
         conn.close()
         return time.perf_counter() - start, n
+
+    def raw_copy(self, url: str) -> tuple[float, int]:
+        """(seconds, rows): the read model's growing tables copied row by row into a new file."""
+        src = sqlite3.connect(url.removeprefix("sqlite:///"))
+        path = self.folder / f"copy-{os.getpid()}.sqlite"
+        self._remove(path)
+        dst = sqlite3.connect(path, isolation_level=None)
+        dst.execute("PRAGMA journal_mode=WAL")
+        dst.execute("PRAGMA synchronous=NORMAL")  # as the projector's connection
+        n = 0
+        start = time.perf_counter()
+        for table in COPIED_TABLES:
+            for (ddl,) in src.execute("SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
+                                      "ORDER BY type DESC", (table,)):  # the table, then its indexes
+                dst.execute(ddl)
+        cursors = [src.execute(f"SELECT * FROM {t} ORDER BY rowid") for t in COPIED_TABLES]
+        while True:
+            pages = [c.fetchmany(COPY_PAGE) for c in cursors]
+            if not any(pages):
+                break
+            dst.execute("BEGIN")
+            for table, rows in zip(COPIED_TABLES, pages):
+                if rows:
+                    dst.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
+                    n += len(rows)
+            dst.execute("COMMIT")
+        took = time.perf_counter() - start
+        src.close()
+        dst.close()
+        self._remove(path)
+        return took, n
 
     def raw_holdings_session(self, url: str):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
@@ -193,6 +232,42 @@ class PostgresBackend:
                     loads(state)
                     n += 1
         return time.perf_counter() - start, n
+
+    def raw_copy(self, url: str) -> tuple[float, int]:
+        """(seconds, rows): the read model's growing tables copied row by row into empty copies."""
+        import psycopg
+
+        n = 0
+        with psycopg.connect(self._libpq(url)) as src, psycopg.connect(self._libpq(url)) as dst:
+            for table in COPIED_TABLES:
+                dst.execute(f"DROP TABLE IF EXISTS bench_copy_{table}")
+                dst.execute(f"CREATE TABLE bench_copy_{table} (LIKE {table} INCLUDING ALL)")
+            dst.commit()
+            start = time.perf_counter()
+            cursors = []
+            for table in COPIED_TABLES:
+                cur = src.cursor(name=f"bench_copy_{table}")
+                cur.execute(f"SELECT * FROM {table}")
+                cursors.append(cur)
+            while True:
+                pages = [c.fetchmany(COPY_PAGE) for c in cursors]
+                if not any(pages):
+                    break
+                with dst.cursor() as w:
+                    for table, rows in zip(COPIED_TABLES, pages):
+                        if rows:
+                            w.executemany(f"INSERT INTO bench_copy_{table} VALUES "
+                                          f"({','.join(['%s'] * len(rows[0]))})", rows)
+                            n += len(rows)
+                dst.commit()
+            took = time.perf_counter() - start
+            for c in cursors:
+                c.close()
+            src.rollback()
+            for table in COPIED_TABLES:
+                dst.execute(f"DROP TABLE bench_copy_{table}")
+            dst.commit()
+        return took, n
 
     def raw_holdings_session(self, url: str):
         import psycopg
