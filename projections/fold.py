@@ -29,7 +29,9 @@ class Adjustment:
     ratio: str
 
 
-@dataclass(frozen=True)
+# The two effects made once per event are plain slotted dataclasses, treated as values but not
+# frozen: a frozen dataclass's __init__ costs 3x (2 µs vs 0.7 µs here), 4% of a rebuild.
+@dataclass(slots=True)
 class HoldingDelta:
     """A change to one holder's position in one issuance, effective at the end of a date."""
 
@@ -50,7 +52,7 @@ class HoldingDelta:
     group: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Allotment:
     position: int
     issuance: str
