@@ -370,11 +370,11 @@ class HotStatements:
             f"UPDATE {t.holdings.name} SET {', '.join(f'{c} = {mark}' for c in values)} "
             f"WHERE {' AND '.join(f'{c} = {mark}' for c in keys)}"
         )
-        # The tuple builders follow the table's column order; a column added to the table
-        # without being added here fails loudly (wrong number of bindings), never silently.
-        assert cols == list(_HOLDING_ORDER), cols
+        # The tuple builders below spell the tables' column order out: a column added to a
+        # table and not to them must fail here, not write figures into the wrong columns.
         acols = [c.name for c in t.allotments.columns]
-        assert acols == list(_ALLOTMENT_ORDER), acols
+        if cols != list(_HOLDING_ORDER) or acols != list(_ALLOTMENT_ORDER):
+            raise RuntimeError(f"HotStatements is out of date with the tables: {cols}, {acols}")
         self._insert_allotment = (
             f"INSERT INTO {t.allotments.name} ({', '.join(acols)}) VALUES ({', '.join([mark] * len(acols))})"
         )
