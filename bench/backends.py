@@ -14,7 +14,8 @@ database engine:
   empty tables of the same definition and indexes, 5,000 rows per transaction like the
   projector's pages. Raw read + raw copy is the floor of a rebuild's own work: it must read
   every event *and* write those rows;
-* raw holdings: the same latest-row-per-holder SQL the query runs, through the bare driver.
+* raw holdings: the same SQL the query runs (loose index scan of the holders, then each one's
+  latest row on or before the date), through the bare driver.
 """
 
 from __future__ import annotations
@@ -31,12 +32,22 @@ from typing import Iterator
 COPIED_TABLES = ("proj_holdings", "proj_allotments")
 COPY_PAGE = 5000
 
+# The SQL `projections.queries.latest_rows` runs for one issuance (a loose index scan of the
+# holders, then each holder's latest row on or before the date), written for the bare driver.
 RAW_HOLDINGS_SQL = (
-    "SELECT h.* FROM proj_holdings h JOIN ("
-    " SELECT issuance, holder, MAX(effective_on) AS m FROM proj_holdings"
-    " WHERE issuance = {p} AND effective_on <= {p} GROUP BY issuance, holder"
-    ") l ON h.issuance = l.issuance AND h.holder = l.holder AND h.effective_on = l.m"
+    "WITH RECURSIVE k(holder) AS ("
+    " SELECT MIN(holder) FROM proj_holdings WHERE issuance = {p}"
+    " UNION ALL"
+    " SELECT (SELECT MIN(n.holder) FROM proj_holdings n WHERE n.issuance = {p} AND n.holder > k.holder)"
+    " FROM k WHERE k.holder IS NOT NULL)"
+    " SELECT h.* FROM k JOIN proj_holdings h ON h.issuance = {p} AND h.holder = k.holder"
+    " WHERE h.effective_on = (SELECT MAX(x.effective_on) FROM proj_holdings x"
+    " WHERE x.issuance = {p} AND x.holder = k.holder AND x.effective_on <= {p})"
 )
+
+
+def raw_holdings_params(issuance: str, as_of: object) -> tuple[object, ...]:
+    return (issuance, issuance, issuance, issuance, as_of)
 
 
 def _command_rows(path: Path) -> Iterator[tuple[str, str, str]]:
@@ -139,7 +150,7 @@ class SQLiteBackend:
         sql = RAW_HOLDINGS_SQL.format(p="?")
 
         def query(issuance: str, as_of: date) -> int:
-            return len(conn.execute(sql, (issuance, as_of.isoformat())).fetchall())
+            return len(conn.execute(sql, raw_holdings_params(issuance, as_of.isoformat())).fetchall())
 
         return query, conn.close
 
@@ -148,7 +159,7 @@ class SQLiteBackend:
         path = url.removeprefix("sqlite:///")
         sql = RAW_HOLDINGS_SQL.format(p="?")
         return (f"import sqlite3, json; c = sqlite3.connect({path!r}); "
-                f"print(json.dumps(c.execute({sql!r}, ({issuance!r}, '9999-12-31')).fetchall()))")
+                f"print(json.dumps(c.execute({sql!r}, {raw_holdings_params(issuance, '9999-12-31')!r}).fetchall()))")
 
     def close(self) -> None:
         pass
@@ -276,14 +287,15 @@ class PostgresBackend:
         sql = RAW_HOLDINGS_SQL.format(p="%s")
 
         def query(issuance: str, as_of: date) -> int:
-            return len(conn.execute(sql, (issuance, as_of)).fetchall())
+            return len(conn.execute(sql, raw_holdings_params(issuance, as_of)).fetchall())
 
         return query, conn.close
 
     def raw_query_script(self, url: str, issuance: str) -> str:
         sql = RAW_HOLDINGS_SQL.format(p="%s")
         return (f"import psycopg, json; c = psycopg.connect({self._libpq(url)!r}); "
-                f"print(json.dumps(c.execute({sql!r}, ({issuance!r}, '9999-12-31')).fetchall(), default=str))")
+                f"print(json.dumps(c.execute({sql!r}, {raw_holdings_params(issuance, '9999-12-31')!r}).fetchall(), "
+                f"default=str))")
 
     def close(self) -> None:
         pass

@@ -5,6 +5,12 @@ Its peak RSS comes from `os.wait4`, which returns the rusage of that one child (
 `ru_maxrss`, in KiB on Linux, is the child's VmHWM): unlike `getrusage(RUSAGE_CHILDREN)`, it
 is not a maximum over every child reaped so far, so a small run measured after a big one is
 not hidden by it.
+
+The child is not forked from the benchmark itself: Linux counts the pages a child shares with
+its parent between `fork` and `exec` in its peak RSS, so every child of a 90 MiB benchmark
+process would "peak" at 90 MiB at least. A small launcher (`_SPAWN`, a fresh interpreter of
+~10 MiB) forks and execs the measured command, times it and reads its rusage, and writes
+`seconds maxrss status` to a file; the floor under every peak is then that of a bare Python.
 """
 
 from __future__ import annotations
@@ -45,18 +51,37 @@ def cli_prefix() -> list[str]:
     return [sys.executable, "-m", "equity_ledger.cli"]
 
 
+_SPAWN = """
+import os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+took = time.perf_counter() - start
+with open(report, "w") as f:
+    f.write(f"{took!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def run_child(argv: Sequence[str], env: dict[str, str] | None = None, check: bool = True,
               cwd: str | None = None) -> ChildRun:
     """Run argv to completion; wall seconds (fork to exit), peak RSS, output."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        p = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-        _pid, status, usage = os.wait4(p.pid, 0)
-        took = time.perf_counter() - start
-        p.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".spawn") as report:
+        launcher = [sys.executable, "-c", _SPAWN, report.name, *argv]
+        code = subprocess.call(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+        fields = report.read().split()
+        if len(fields) != 3:
+            raise BenchError(f"launcher exited {code} without a report for `{' '.join(argv)}`")
+        took, rss, returncode = float(fields[0]), int(fields[1]), int(fields[2])
         out.seek(0)
         err.seek(0)
-        run = ChildRun(took, int(usage.ru_maxrss), p.returncode,
+        run = ChildRun(took, rss, returncode,
                        out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
     if check and run.returncode != 0:
         shown = " ".join(argv)
