@@ -32,22 +32,28 @@ from typing import Iterator
 COPIED_TABLES = ("proj_holdings", "proj_allotments")
 COPY_PAGE = 5000
 
-# The SQL `projections.queries.latest_rows` runs for one issuance (a loose index scan of the
-# holders, then each holder's latest row on or before the date), written for the bare driver.
-RAW_HOLDINGS_SQL = (
-    "WITH RECURSIVE k(holder) AS ("
-    " SELECT MIN(holder) FROM proj_holdings WHERE issuance = {p}"
-    " UNION ALL"
-    " SELECT (SELECT MIN(n.holder) FROM proj_holdings n WHERE n.issuance = {p} AND n.holder > k.holder)"
-    " FROM k WHERE k.holder IS NOT NULL)"
-    " SELECT h.* FROM k JOIN proj_holdings h ON h.issuance = {p} AND h.holder = k.holder"
-    " WHERE h.effective_on = (SELECT MAX(x.effective_on) FROM proj_holdings x"
-    " WHERE x.issuance = {p} AND x.holder = k.holder AND x.effective_on <= {p})"
+# The SQL `projections.queries.latest_rows` runs for one issuance (each holding's newest row
+# on or before the date, one seek per holding listed in proj_holding_keys), written for the
+# bare driver: rowid on SQLite, LATERAL on PostgreSQL, the columns the report reads.
+_RAW_COLUMNS = ("h.issuance, h.holder, h.name, h.grp, h.last_allot_on, h.last_allot_pos, h.allotted, "
+                "h.exercised, h.forfeited, h.expired, h.shares_delivered, h.amount_offset, "
+                "h.exercise_price_paid, h.currency")
+RAW_HOLDINGS_SQLITE = (
+    f"SELECT {_RAW_COLUMNS} FROM proj_holding_keys k JOIN proj_holdings h ON h.rowid ="
+    " (SELECT x.rowid FROM proj_holdings x WHERE x.issuance = k.issuance AND x.holder = k.holder"
+    " AND x.effective_on <= ? ORDER BY x.effective_on DESC LIMIT 1)"
+    " WHERE k.issuance = ?"
+)
+RAW_HOLDINGS_POSTGRES = (
+    f"SELECT {_RAW_COLUMNS} FROM proj_holding_keys k CROSS JOIN LATERAL"
+    " (SELECT * FROM proj_holdings x WHERE x.issuance = k.issuance AND x.holder = k.holder"
+    " AND x.effective_on <= %s ORDER BY x.effective_on DESC LIMIT 1) h"
+    " WHERE k.issuance = %s"
 )
 
 
 def raw_holdings_params(issuance: str, as_of: object) -> tuple[object, ...]:
-    return (issuance, issuance, issuance, issuance, as_of)
+    return (as_of, issuance)
 
 
 def _command_rows(path: Path) -> Iterator[tuple[str, str, str]]:
@@ -147,7 +153,7 @@ class SQLiteBackend:
 
     def raw_holdings_session(self, url: str):
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        sql = RAW_HOLDINGS_SQL.format(p="?")
+        sql = RAW_HOLDINGS_SQLITE
 
         def query(issuance: str, as_of: date) -> int:
             return len(conn.execute(sql, raw_holdings_params(issuance, as_of.isoformat())).fetchall())
@@ -157,7 +163,7 @@ class SQLiteBackend:
     def raw_query_script(self, url: str, issuance: str) -> str:
         """A `python -c` program: the raw form of a small CLI query (open, query, print JSON)."""
         path = url.removeprefix("sqlite:///")
-        sql = RAW_HOLDINGS_SQL.format(p="?")
+        sql = RAW_HOLDINGS_SQLITE
         return (f"import sqlite3, json; c = sqlite3.connect({path!r}); "
                 f"print(json.dumps(c.execute({sql!r}, {raw_holdings_params(issuance, '9999-12-31')!r}).fetchall()))")
 
@@ -284,7 +290,7 @@ class PostgresBackend:
         import psycopg
 
         conn = psycopg.connect(self._libpq(url), autocommit=True)
-        sql = RAW_HOLDINGS_SQL.format(p="%s")
+        sql = RAW_HOLDINGS_POSTGRES
 
         def query(issuance: str, as_of: date) -> int:
             return len(conn.execute(sql, raw_holdings_params(issuance, as_of)).fetchall())
@@ -292,7 +298,7 @@ class PostgresBackend:
         return query, conn.close
 
     def raw_query_script(self, url: str, issuance: str) -> str:
-        sql = RAW_HOLDINGS_SQL.format(p="%s")
+        sql = RAW_HOLDINGS_POSTGRES
         return (f"import psycopg, json; c = psycopg.connect({self._libpq(url)!r}); "
                 f"print(json.dumps(c.execute({sql!r}, {raw_holdings_params(issuance, '9999-12-31')!r}).fetchall(), "
                 f"default=str))")

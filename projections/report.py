@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from math import floor
 from typing import Any, Iterable, Mapping
 
 ZERO = Decimal(0)
@@ -40,20 +39,21 @@ def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
         "rights_forfeited": row["forfeited"],
         "rights_expired": row["expired"],
         "rights_outstanding": out,
-        "shares_underlying": floor(out * spr),
+        # floor(out x spr) in integers: a Fraction product per row cost more than the SQL.
+        "shares_underlying": out * spr.numerator // spr.denominator,
         "shares_delivered": row["shares_delivered"],
         "amount_offset": row["amount_offset"],
         "exercise_price_paid": row["exercise_price_paid"],
     }
 
 
-def _zero() -> dict[str, Any]:
-    return {f: (ZERO if f in MONEY else 0) for f in FIGURES}
-
-
 def _add(total: dict[str, Any], figures: Mapping[str, Any]) -> None:
     for f in FIGURES:
         total[f] += figures[f]
+
+
+# The row field a grouping keys on ("all" is the total line of a table: one key).
+_KEY_FIELD = {"person": "holder", "group": "grp", "issuance": "issuance"}
 
 
 def _money_out(d: dict[str, Any]) -> dict[str, Any]:
@@ -73,32 +73,31 @@ def holdings(
     `rows` are cumulative holding rows (one per issuance and holder, as at the date asked);
     money is never summed across currencies: the currency is part of every key.
     """
+    keyed = _KEY_FIELD.get(by)
+    if keyed is None and by != "all":
+        raise ValueError(f"unknown grouping {by!r}")
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     holders: dict[tuple[str, str], set[str]] = {}
     latest: dict[tuple[str, str], tuple[Any, ...]] = {}
     for row in rows:
         figures = holding_figures(row, spr_by_issuance[row["issuance"]])
-        if by == "person":
-            key = (row["holder"], row["currency"])
-        elif by == "group":
-            key = (row["grp"], row["currency"])
-        elif by == "issuance":
-            key = (row["issuance"], row["currency"])
-        elif by == "all":  # the total line of a table
-            key = ("all", row["currency"])
+        key = (row[keyed] if keyed else "all", row["currency"])
+        total = totals.get(key)
+        if total is None:
+            totals[key] = figures  # a fresh dict: the first row of a key is its total so far
+            holders[key] = {row["holder"]}
         else:
-            raise ValueError(f"unknown grouping {by!r}")
-        total = totals.setdefault(key, _zero())
-        _add(total, figures)
-        holders.setdefault(key, set()).add(row["holder"])
-        stamp = (row["last_allot_on"], row["last_allot_pos"], row["name"], row["grp"])
-        if by == "person" and (key not in latest or stamp[:2] > latest[key][:2]):
-            latest[key] = stamp
+            _add(total, figures)
+            holders[key].add(row["holder"])
+        if by == "person":
+            stamp = (row["last_allot_on"], row["last_allot_pos"])
+            if key not in latest or stamp > latest[key][0]:
+                latest[key] = (stamp, row["name"], row["grp"])
     out = []
     for key in sorted(totals):
         head: dict[str, Any]
         if by == "person":
-            head = {"holder": key[0], "name": latest[key][2], "group": latest[key][3]}
+            head = {"holder": key[0], "name": latest[key][1], "group": latest[key][2]}
             if issuance is not None:
                 head["issuance"] = issuance
         elif by in ("group", "all"):

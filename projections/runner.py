@@ -110,6 +110,23 @@ class Projector:
             found = conn.execute(select(t.tracking.c.position).where(t.tracking.c.name == NAME)).first()
             if found is None:
                 conn.execute(insert(t.tracking).values(name=NAME, position=0))
+            self._fill_holding_keys(conn)
+
+    def _fill_holding_keys(self, conn: Connection) -> None:
+        """A store projected before proj_holding_keys existed gets it filled once, from the
+        holding rows (the as-of queries of one issuance walk it)."""
+        def has_rows(column: Any) -> bool:
+            return conn.execute(select(column).limit(1)).first() is not None
+
+        if has_rows(t.holding_keys.c.issuance) or not has_rows(t.holdings.c.issuance):
+            return
+        self._lock_position(conn)  # then look again: another process may have filled it
+        if has_rows(t.holding_keys.c.issuance):
+            return
+        h = t.holdings.c
+        conn.execute(
+            insert(t.holding_keys).from_select(["issuance", "holder"], select(h.issuance, h.holder).distinct())
+        )
 
     def _lock_position(self, conn: Connection) -> int:
         q = select(t.tracking.c.position).where(t.tracking.c.name == NAME)
@@ -204,6 +221,7 @@ class Projector:
         inserts: dict[tuple[str, str, date], dict[str, Any]] = {}
         updates: dict[tuple[str, str, date], dict[str, Any]] = {}
         allot_rows: list[dict[str, Any]] = []
+        new_keys: list[tuple[str, str]] = []
         adjust_rows: list[dict[str, Any]] = []
         retime: set[str] = set()
 
@@ -226,6 +244,8 @@ class Projector:
                         latest = self._load_latest(conn, key)
                         if latest is not None:
                             self._latest[key] = latest  # later deltas of this page build on it
+                    if latest is None:
+                        new_keys.append(key)
                     if latest is None or eff.effective_on > latest["effective_on"]:
                         row = dict(latest) if latest else new_row(eff)
                         row["effective_on"] = eff.effective_on
@@ -254,6 +274,8 @@ class Projector:
                 elif isinstance(eff, Departure):
                     conn.execute(insert(t.departures).values(holder=eff.holder, departed_on=eff.departed_on))
         flush()
+        if new_keys:
+            sql.insert_holding_keys(conn, new_keys)
         if allot_rows:
             sql.insert_allotments(conn, allot_rows)
         if adjust_rows:
@@ -375,6 +397,7 @@ class HotStatements:
         acols = [c.name for c in t.allotments.columns]
         if cols != list(_HOLDING_ORDER) or acols != list(_ALLOTMENT_ORDER):
             raise RuntimeError(f"HotStatements is out of date with the tables: {cols}, {acols}")
+        self._insert_key = f"INSERT INTO {t.holding_keys.name} (issuance, holder) VALUES ({mark}, {mark})"
         self._insert_allotment = (
             f"INSERT INTO {t.allotments.name} ({', '.join(acols)}) VALUES ({', '.join([mark] * len(acols))})"
         )
@@ -394,6 +417,9 @@ class HotStatements:
     def update_holdings(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
         # SET columns first, then the key: the holding tuple rotated by the key's 3 columns.
         conn.exec_driver_sql(self._update_holding, [(*v[3:], *v[:3]) for v in map(self._holding, rows)])
+
+    def insert_holding_keys(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
+        conn.exec_driver_sql(self._insert_key, keys)
 
     def insert_allotments(self, conn: Connection, rows: Iterable[Allotment]) -> None:
         d = self.date

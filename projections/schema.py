@@ -115,6 +115,17 @@ holdings = Table(
     Index("ix_proj_holdings_date", "effective_on"),
 )
 
+# Every holding (issuance, holder) with a row in proj_holdings: an as-of query of one issuance
+# walks this short list and seeks each holding's latest row, instead of skipping through
+# proj_holdings to find the holders (bench: 67 -> 27 ms on PostgreSQL for 4,186 holders).
+holding_keys = Table(
+    "proj_holding_keys",
+    metadata,
+    Column("issuance", Text, primary_key=True),
+    Column("holder", Text, primary_key=True),
+    sqlite_with_rowid=False,  # the key is the whole row: no separate rowid table
+)
+
 allotments = Table(
     "proj_allotments",
     metadata,
@@ -136,7 +147,7 @@ departures = Table(
 )
 
 # Tables a rebuild empties and refills (tracking is reset, not dropped).
-READ_MODELS = (issuances, adjustments, share_terms, holdings, allotments, departures)
+READ_MODELS = (issuances, adjustments, share_terms, holdings, holding_keys, allotments, departures)
 
 # The cumulative figures of a holding row: the fold defines them, the table stores them.
 HOLDING_FIGURES = NUMERIC

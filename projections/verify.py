@@ -108,6 +108,7 @@ def verify_projections(
             progress(n % 5000)
         return (
             _check_holdings(conn, fold)
+            or _check_holding_keys(conn, fold)
             or _check_issuances(conn, fold)
             or _check_share_terms(conn, fold)
             or _check_allotments(conn, fold)
@@ -168,6 +169,22 @@ def _check_holdings(conn: Any, fold: _Fold) -> ProjectionFinding | None:
     if missing:
         return ProjectionFinding(
             "proj_holdings", f"issuance {missing[0][0]} holder {missing[0][1]}", "rows are missing"
+        )
+    return None
+
+
+def _check_holding_keys(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    """One key per holding the events made, no other (the as-of queries walk this table)."""
+    n = 0
+    for r in _streamed(conn, select(t.holding_keys)):
+        n += 1
+        if (r["issuance"], r["holder"]) not in fold.acc:
+            return ProjectionFinding(
+                "proj_holding_keys", f"issuance {r['issuance']} holder {r['holder']}", "no event made this holding"
+            )
+    if n != len(fold.acc):
+        return ProjectionFinding(
+            "proj_holding_keys", f"({n} rows, {len(fold.acc)} holdings in the events)", "keys are missing"
         )
     return None
 

@@ -104,6 +104,23 @@ def test_changed_historical_projection_row_is_caught(ledger_url):
     _fails(ledger_url, "proj_holdings", "h1")
 
 
+def test_deleted_or_invented_holding_key_is_caught(ledger_url):
+    # The as-of query of one issuance walks proj_holding_keys: a missing key hides a holder.
+    _sql(ledger_url, "DELETE FROM proj_holding_keys WHERE holder = 'h3'")
+    _fails(ledger_url, "proj_holding_keys")
+    _sql(ledger_url, "INSERT INTO proj_holding_keys (issuance, holder) VALUES ('s1', 'h3'), ('s1', 'ghost')")
+    _fails(ledger_url, "proj_holding_keys", "ghost")
+
+
+def test_holding_keys_are_filled_for_a_store_projected_before_they_existed(ledger_url):
+    asked = ("holdings", "--issuance", "s1", "--as-of", "2021-06-30", "--format", "json")
+    before = run_cli(*asked, db=ledger_url).json()
+    assert len(before) == 5
+    _sql(ledger_url, "DELETE FROM proj_holding_keys")  # as an older version left the store
+    assert run_cli(*asked, db=ledger_url).json() == before
+    assert run_cli("audit", "verify", db=ledger_url).code == 0
+
+
 def test_digest_detects_a_rewritten_past(ledger_url, tmp_path: Path):
     digest = run_cli("audit", "digest", db=ledger_url)
     assert digest.code == 0
