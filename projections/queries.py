@@ -53,7 +53,12 @@ def _latest_of_issuance(conn: Connection, issuance: str, as_of: date | None) -> 
         if as_of is not None:
             newest = newest.where(h.c.effective_on <= as_of)
         row = newest.order_by(h.c.effective_on.desc()).limit(1).lateral("h")
-        return select(*(row.c[c.name] for c in _REPORTED)).select_from(t.holding_keys).join(row, true()).where(k.issuance == issuance)
+        return (
+            select(*(row.c[c.name] for c in _REPORTED))
+            .select_from(t.holding_keys)
+            .join(row, true())
+            .where(k.issuance == issuance)
+        )
     # SQLite has no LATERAL: the seek returns the newest row's rowid, then one rowid lookup
     # (a MAX over the key and a join on it would walk the key's index twice).
     x = h.alias("x")
