@@ -284,8 +284,8 @@ class Projector:
 
     def _preload_latest(self, conn: Connection, effs: list[Any]) -> None:
         """Load the latest row of every holding these effects touch and memory lacks, a few
-        queries per batch (one SELECT per holding was an eighth of an apply); a holding left
-        out of `_latest` afterwards has no row yet."""
+        queries per batch (one SELECT per holding made an apply of 50k commands onto a 50k
+        store take 9.7 s instead of 8.6); a holding left out of `_latest` has no row yet."""
         wanted: dict[str, set[str]] = {}
         for eff in effs:
             if isinstance(eff, HoldingDelta) and (eff.issuance, eff.holder) not in self._latest:
