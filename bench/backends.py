@@ -10,11 +10,12 @@ database engine:
   of ``equityledger_events``, in order, through a server-side cursor) + ``json.loads`` of each
   state, on the store the ledger wrote;
 * raw copy: the rows a rebuild writes (``proj_holdings`` and ``proj_allotments``, the two
-  tables that grow with the log), read back and ``executemany``'d through the bare driver into
+  tables that grow with the log; ``proj_holding_keys``, one row per holding, ~5% as many, is
+  left out), read back and ``executemany``'d through the bare driver into
   empty tables of the same definition and indexes, 5,000 rows per transaction like the
   projector's pages. Raw read + raw copy is the floor of a rebuild's own work: it must read
   every event *and* write those rows;
-* raw holdings: the same SQL the query runs (loose index scan of the holders, then each one's
+* raw holdings: the same SQL the query runs (each holding of ``proj_holding_keys`` and its
   latest row on or before the date), through the bare driver.
 """
 
