@@ -34,7 +34,7 @@ def latest_rows(conn: Connection, as_of: date | None, issuance: str | None) -> l
 
 
 def _dicts(result: Any) -> list[dict[str, Any]]:
-    """Rows as dicts, fetched in one call (iterating a result fetches row by row: ~6 us each)."""
+    """Rows as plain dicts, fetched in one call (cheaper than iterating RowMappings one by one)."""
     keys = list(result.keys())
     return [dict(zip(keys, row)) for row in result.all()]
 

@@ -39,7 +39,7 @@ def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
         "rights_forfeited": row["forfeited"],
         "rights_expired": row["expired"],
         "rights_outstanding": out,
-        # floor(out x spr) in integers: a Fraction product per row cost more than the SQL.
+        # floor(out x spr) in integers: a Fraction product cost ~3 us a row (4,000-row queries).
         "shares_underlying": out * spr.numerator // spr.denominator,
         "shares_delivered": row["shares_delivered"],
         "amount_offset": row["amount_offset"],
