@@ -20,10 +20,11 @@ def _chain_and_command_rows(
     stored_events: Sequence[StoredEvent],
     positions: Sequence[int],
     commands: Sequence[tuple[str, str, int]],
+    key: bytes | None,
 ) -> tuple[list[tuple[int, str]], list[tuple[str, str, int, int]]]:
     chain = []
     for s, pos in zip(stored_events, positions, strict=True):
-        prev = link_hash(prev, pos, s.originator_id, s.originator_version, s.topic, s.state)
+        prev = link_hash(prev, pos, s.originator_id, s.originator_version, s.topic, s.state, key)
         chain.append((pos, prev))
     rows = []
     i = 0
@@ -37,6 +38,14 @@ class _LedgerTables:
     """SQL shared by both recorders ('?' placeholders; PostgreSQL swaps them for '%s')."""
 
     placeholder = "?"
+    # The ledger key (bytes) when one is configured: links are then HMACs (set by the service).
+    chain_key: bytes | None = None
+    META_DDL = "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+    SEALS_DDL = (
+        "CREATE TABLE IF NOT EXISTS ledger_snapshot_seals ("
+        "originator_id TEXT NOT NULL, version BIGINT NOT NULL, position BIGINT NOT NULL, "
+        "seal TEXT NOT NULL, PRIMARY KEY (originator_id, version))"
+    )
     CHAIN_DDL = (
         "CREATE TABLE IF NOT EXISTS ledger_chain ("
         "position BIGINT PRIMARY KEY, hash TEXT NOT NULL)"
@@ -73,6 +82,11 @@ class _LedgerTables:
                 found[cid] = digest
         return found
 
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        """Run one writing statement in its own transaction on the event store's connection."""
+        with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
+            c.execute(self.sql(statement), tuple(params))
+
     def chain_head(self) -> tuple[int, str]:
         rows = self.query("SELECT position, hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
         return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
@@ -87,6 +101,8 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
             self.CHAIN_DDL,
             self.COMMANDS_DDL,
             self.COMMANDS_INDEX_DDL,
+            self.META_DDL,
+            self.SEALS_DDL,
         ]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any):
@@ -97,7 +113,8 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
             c.execute("SELECT hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
             row = c.fetchone()
             chain, commands = _chain_and_command_rows(
-                row[0] if row else GENESIS, stored_events, positions, kwargs.get("commands", ())
+                row[0] if row else GENESIS, stored_events, positions, kwargs.get("commands", ()),
+                self.chain_key,
             )
             c.executemany("INSERT INTO ledger_chain VALUES (?,?)", chain)
             c.executemany("INSERT INTO ledger_commands VALUES (?,?,?,?)", commands)
@@ -118,7 +135,10 @@ def _postgres_recorder_class():
             from psycopg.sql import SQL
 
             self.sql_create_statements.extend(
-                SQL(ddl) for ddl in (self.CHAIN_DDL, self.COMMANDS_DDL, self.COMMANDS_INDEX_DDL)
+                SQL(ddl) for ddl in (
+                    self.CHAIN_DDL, self.COMMANDS_DDL, self.COMMANDS_INDEX_DDL, self.META_DDL,
+                    self.SEALS_DDL,
+                )
             )
 
         def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Any, **kwargs: Any):
@@ -132,6 +152,7 @@ def _postgres_recorder_class():
                     stored_events,
                     positions,
                     kwargs.get("commands", ()),
+                    self.chain_key,
                 )
                 curs.executemany("INSERT INTO ledger_chain VALUES (%s,%s)", chain)
                 curs.executemany("INSERT INTO ledger_commands VALUES (%s,%s,%s,%s)", commands)

@@ -15,6 +15,7 @@ in the same transaction as the events they insert:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,14 +29,62 @@ DEFAULT_URL = "sqlite:///equity-ledger.sqlite"
 _RECORDERS = __name__.rsplit(".", 1)[0] + ".recorders"
 
 
-def link_hash(prev: str, position: int, originator_id: UUID | str, version: int, topic: str,
-              state: bytes) -> str:
-    """The chain link of one stored event: SHA-256 over the previous link and the event."""
+def _link_message(prev: str, position: int, originator_id: UUID | str, version: int, topic: str) -> bytes:
     oid = str(originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id)))
-    h = hashlib.sha256()
-    h.update(f"{prev}\n{position}\n{oid}\n{version}\n{topic}\n".encode())
+    return f"{prev}\n{position}\n{oid}\n{version}\n{topic}\n".encode()
+
+
+def link_hash(prev: str, position: int, originator_id: UUID | str, version: int, topic: str,
+              state: bytes, key: bytes | None = None) -> str:
+    """The chain link of one stored event: SHA-256 over the previous link and the event, or
+    HMAC-SHA256 with the ledger key when one is configured (then a link cannot be forged by
+    someone who can write the database but does not hold the key)."""
+    h = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
+    h.update(_link_message(prev, position, originator_id, version, topic))
     h.update(bytes(state))
     return h.hexdigest()
+
+
+def snapshot_seal(key: bytes | None, originator_id: UUID, version: int, topic: str, state: bytes,
+                  link: str) -> str:
+    """What binds a snapshot to the log: a digest (an HMAC with the key) over the snapshot and
+    the chain link of the aggregate's event it was taken at."""
+    h = hmac.new(key, digestmod=hashlib.sha256) if key is not None else hashlib.sha256()
+    h.update(f"snapshot\n{originator_id}\n{version}\n{topic}\n{link}\n".encode())
+    h.update(bytes(state))
+    return h.hexdigest()
+
+
+KEY_ENV = "EQUITY_LEDGER_KEY_FILE"
+MIN_KEY_BYTES = 16
+
+
+def load_ledger_key() -> bytes | None:
+    """The ledger key from the file named by EQUITY_LEDGER_KEY_FILE (None when unset)."""
+    path = os.environ.get(KEY_ENV)
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            key = f.read().strip()
+    except OSError as e:
+        raise StoreUnavailable(f"cannot read the ledger key file {path} ({KEY_ENV}): {e.strerror}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise StoreUnavailable(
+            f"the ledger key in {path} is too short: it needs at least {MIN_KEY_BYTES} bytes of secret"
+        )
+    return key
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A public name of a key: tells a wrong key from a forged link without revealing it."""
+    return hmac.new(key, b"equity-ledger key fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+# The store's own facts, in the ledger_meta table: what kind of store it is and how it chains.
+STORE_FORMAT = "equity-ledger"
+CHAIN_PLAIN = "sha256"
+CHAIN_KEYED = "hmac-sha256"
 
 
 @dataclass(frozen=True)
@@ -87,6 +136,11 @@ def events_table(kind: str) -> tuple[str, str]:
     if kind == "sqlite":
         return "stored_events", "rowid"
     return "equityledger_events", "notification_id"
+
+
+def snapshots_table(kind: str) -> str:
+    """The snapshots table of a backend."""
+    return "stored_snapshots" if kind == "sqlite" else "equityledger_snapshots"
 
 
 def resolve_url(url: str | None) -> str:

@@ -6,7 +6,14 @@ import json
 from datetime import date
 from typing import Any, Callable
 
-from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNotRegisteredError
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Transcoding,
+    TranscodingNotRegisteredError,
+    UUIDAsHex,
+)
 
 
 class DateAsISO(Transcoding):
@@ -47,3 +54,11 @@ def fast_loads(transcoder: JSONTranscoder) -> Callable[[bytes], Any]:
         return decode(bytes(state).decode("utf-8"))
 
     return loads
+
+
+def register_transcodings(transcoder: JSONTranscoder) -> None:
+    """Every transcoding the ledger's stored events and snapshots use: eventsourcing's own
+    (UUID, Decimal, datetime) and the ledger's (dates). The one list, used by the application
+    and by readers that decode the log without an application."""
+    for t in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO()):
+        transcoder.register(t)

@@ -1,0 +1,309 @@
+"""The application service: the one way commands reach the domain, from `apply`, the verbs, the
+OCF import and `audit verify`'s re-application of the history.
+
+One method per use case (``pass_resolution``, ``allot_rights`` ...), each taking a parsed
+:class:`~.commands.Command`, finding its aggregates through the unit of work and calling their
+public methods, which check every rule before they change. :meth:`LedgerService.apply` runs a
+stream of commands in batches and then brings the projections up to date: the CLI, the tests
+and bench/ all go through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from . import ids
+from .commands import Command
+from .errors import (
+    IdReused,
+    LedgerError,
+    Refused,
+    ResolutionExists,
+    StoreUnavailable,
+    UnknownHolder,
+    UnknownIssuance,
+)
+from .holder import Holder
+from .issuance import Issuance
+from .issuer import Issuer
+
+BATCH_SIZE = 2000
+CONFLICT_RETRIES = 20
+
+
+class Projections(Protocol):
+    """What the service needs of the read models: fold what it stored, or catch up."""
+
+    def fold_stored(self, stored: list[tuple[int, Any]]) -> bool: ...
+
+    def catch_up(self) -> int: ...
+
+
+@dataclass
+class ApplyReport:
+    """What an apply did: commands applied, skipped as already applied, events stored."""
+
+    applied: int = 0
+    skipped: int = 0
+    events: int = 0
+
+
+class CommandRefused(LedgerError):
+    """A refusal, with where it happened (line and id) prefixed to the rule's message."""
+
+    def __init__(self, where: str, error: LedgerError) -> None:
+        self.error = error
+        self.rule = error.rule
+        super().__init__(f"{where}: refused [{error.rule}]: {error}")
+
+
+class LedgerService:
+    """The use cases of the ledger, over a unit of work (stored, or in memory for audits)."""
+
+    def __init__(self, uow: Any) -> None:
+        self.uow = uow
+
+    # ------------------------------------------------------------------ lookups
+    def issuance(self, issuance: str) -> Issuance:
+        agg = self.uow.get(ids.issuance_id(issuance))
+        if agg is None:
+            raise UnknownIssuance(f"issuance {issuance} has no resolution on record")
+        return agg
+
+    def holder(self, holder: str) -> Holder | None:
+        return self.uow.get(ids.holder_id(holder))
+
+    def _departed_on(self, holder: str) -> Any:
+        h = self.holder(holder)
+        return h.departed_on if h is not None else None
+
+    # ------------------------------------------------------------------ use cases
+    def execute(self, cmd: Command) -> list[Any]:
+        """Run one command's use case; returns the aggregates it changed (events pending)."""
+        return getattr(self, cmd.type)(cmd)
+
+    def pass_resolution(self, cmd: Command) -> list[Any]:
+        if self.uow.get(ids.issuance_id(cmd.issuance)) is not None:
+            raise ResolutionExists(f"issuance {cmd.issuance} already has its resolution")
+        issuer = self.uow.get(ids.issuer_id())
+        made = []
+        if issuer is None:
+            issuer = Issuer(issuer=cmd.issuer, registered_on=cmd.resolved_on, **_meta(cmd))
+            self.uow.add(issuer)
+            made.append(issuer)
+        else:
+            issuer.check_same_issuer(cmd.issuer)
+        issuance = Issuance(
+            issuance=cmd.issuance,
+            issuer=issuer.name,
+            body=cmd.body,
+            resolved_on=cmd.resolved_on,
+            title=cmd.title,
+            max_rights=cmd.max_rights,
+            **_meta(cmd),
+        )
+        self.uow.add(issuance)
+        return [*made, issuance]
+
+    def set_terms(self, cmd: Command) -> list[Any]:
+        issuance = self.issuance(cmd.issuance)
+        terms = {k: v for k, v in cmd.fields.items() if k != "issuance"}
+        issuance.set_terms(terms, **_meta(cmd))
+        return [issuance]
+
+    def allot_rights(self, cmd: Command) -> list[Any]:
+        issuance = self.issuance(cmd.issuance)
+        holder = self.holder(cmd.holder)
+        issuance.allot(
+            holder=cmd.holder,
+            name=cmd.name,
+            group=cmd.group,
+            rights=cmd.rights,
+            allotted_on=cmd.allotted_on,
+            payment=cmd.payment,
+            departed_on=holder.departed_on if holder else None,
+            **_meta(cmd),
+        )
+        if holder is None:
+            holder = Holder(
+                holder=cmd.holder,
+                name=cmd.name,
+                issuance=cmd.issuance,
+                joined_on=cmd.allotted_on,
+                **_meta(cmd),
+            )
+            self.uow.add(holder)
+        else:
+            holder.join(cmd.issuance, cmd.allotted_on, **_meta(cmd))
+        return [issuance, holder]
+
+    def exercise_rights(self, cmd: Command) -> list[Any]:
+        issuance = self.issuance(cmd.issuance)
+        issuance.exercise(
+            holder=cmd.holder,
+            rights=cmd.rights,
+            exercised_on=cmd.exercised_on,
+            delivery=cmd.delivery,
+            departed_on=self._departed_on(cmd.holder),
+            **_meta(cmd),
+        )
+        return [issuance]
+
+    def forfeit_rights(self, cmd: Command) -> list[Any]:
+        issuance = self.issuance(cmd.issuance)
+        issuance.forfeit(
+            holder=cmd.holder, rights=cmd.rights, forfeited_on=cmd.forfeited_on, **_meta(cmd)
+        )
+        return [issuance]
+
+    def record_departure(self, cmd: Command) -> list[Any]:
+        holder = self.holder(cmd.holder)
+        if holder is None:
+            raise UnknownHolder(f"holder {cmd.holder} has no rights on record")
+        holder.depart(
+            cmd.departed_on, [self.issuance(i) for i in holder.issuances], **_meta(cmd)
+        )
+        return [holder]
+
+    def adjust_shares(self, cmd: Command) -> list[Any]:
+        issuance = self.issuance(cmd.issuance)
+        issuance.adjust(cmd.ratio, cmd.effective_on, **_meta(cmd))
+        return [issuance]
+
+    def expire_rights(self, cmd: Command) -> list[Any]:
+        issuance = self.issuance(cmd.issuance)
+        issuance.expire(cmd.expired_on, **_meta(cmd))
+        return [issuance]
+
+    # ------------------------------------------------------------------ applying commands
+    def apply(
+        self,
+        commands: Iterable[Command],
+        *,
+        projections: Projections | None = None,
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> ApplyReport:
+        """Apply commands in order, many per transaction, then bring the projections up to date.
+
+        Stops at the first refused command (or the first line that is not a command, raised
+        while `commands` is iterated): the commands before it stay stored, the projections
+        catch up with them, then the error is raised with ``error.report`` saying what was
+        applied.
+        """
+        report = ApplyReport()
+        error: LedgerError | None = None
+        fold = projections.fold_stored if projections is not None else None
+        try:
+            self._apply_all(iter(commands), batch_size, progress, report, fold)
+        except LedgerError as e:
+            error = e
+        finally:
+            # Snapshots once per run, not per batch: a big issuance is copied once.
+            self.uow.snapshot()
+        if projections is not None and not isinstance(error, StoreUnavailable):
+            projections.catch_up()
+        if error is not None:
+            error.report = report  # type: ignore[attr-defined]
+            raise error
+        return report
+
+    def _apply_all(self, it: Iterator[Command], batch_size: int, progress: Any,
+                   report: ApplyReport, fold: Any) -> None:
+        while True:
+            batch: list[Command] = []
+            error: LedgerError | None = None
+            try:
+                for cmd in it:
+                    batch.append(cmd)
+                    if len(batch) >= batch_size:
+                        break
+            except LedgerError as e:
+                error = e
+            if batch:
+                fold = self._apply_batch(batch, report, fold)
+                if progress:
+                    progress(len(batch))
+            if error is not None:
+                raise error
+            if len(batch) < batch_size:
+                return
+
+    def _apply_batch(self, batch: list[Command], report: ApplyReport, fold: Any) -> Any:
+        for _attempt in range(CONFLICT_RETRIES):
+            try:
+                return self._try_batch(batch, report, fold)
+            except IntegrityError:
+                # Another writer stored events for an aggregate we hold, or the same command
+                # id, since we loaded them: forget what we hold and redo the batch from the
+                # store; commands that are no longer valid are then refused by the domain.
+                self.uow.forget()
+            except LedgerError:
+                raise
+            except PersistenceError as e:
+                self.uow.forget()
+                raise StoreUnavailable(f"cannot write store {self.uow.config.display}: {_one_line(e)}") from None
+            except BaseException:
+                self.uow.forget()
+                raise
+        raise StoreUnavailable(
+            f"store {self.uow.config.display}: gave up after {CONFLICT_RETRIES} conflicting writes"
+        )
+
+    def _try_batch(self, batch: list[Command], report: ApplyReport, fold: Any) -> Any:
+        known = self.uow.known_digests([c.id for c in batch])
+        events: list[Any] = []
+        recorded: list[tuple[str, str, int]] = []
+        touched: dict[Any, Any] = {}
+        skipped = 0
+        refusal: CommandRefused | None = None
+        for cmd in batch:
+            seen = known.get(cmd.id)
+            if seen is not None:
+                if seen != cmd.digest:
+                    refusal = CommandRefused(
+                        cmd.where, IdReused(f"command id {cmd.id} was applied before with other content")
+                    )
+                    break
+                skipped += 1
+                continue
+            try:
+                aggregates = self.execute(cmd)
+            except Refused as e:
+                refusal = CommandRefused(cmd.where, e)
+                break
+            n = 0
+            for agg in aggregates:
+                new = agg.collect_events()
+                events.extend(new)
+                n += len(new)
+                touched[agg.id] = agg
+            recorded.append((cmd.id, cmd.digest, n))
+            known[cmd.id] = cmd.digest
+        if events:
+            stored = self.uow.commit(events, recorded, touched)
+            if fold is not None and stored:
+                try:
+                    fold(stored)
+                except Exception:  # noqa: BLE001
+                    # The events are stored: projections that cannot follow now are brought up
+                    # to date by the catch-up after the run, which reports its own errors.
+                    fold = None
+        report.applied += len(recorded)
+        report.skipped += skipped
+        report.events += len(events)
+        if refusal is not None:
+            raise refusal
+        return fold
+
+
+def _meta(cmd: Command) -> dict[str, str]:
+    return {"command_id": cmd.id, "actor": cmd.actor, "reason": cmd.reason}
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,232 @@
+"""Units of work: where the use cases find aggregates and where their events go.
+
+:class:`StoredUnitOfWork` keeps aggregates in memory across a run of commands, stores a batch's
+events in command order in one transaction together with their command ids and chain links,
+and takes snapshots sealed to the chain. :class:`MemoryUnitOfWork` keeps aggregates in memory
+only: ``audit verify`` re-applies the stored history through the same use cases with it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, Callable, Sequence
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import OriginatorVersionError
+from eventsourcing.persistence import IntegrityError
+
+from .errors import LedgerError, StoreUnavailable
+from .log import LogReader
+from .store import (
+    CHAIN_KEYED,
+    CHAIN_PLAIN,
+    KEY_ENV,
+    STORE_FORMAT,
+    StoreConfig,
+    key_fingerprint,
+    schema_lock,
+    snapshot_seal,
+)
+from .transcodings import register_transcodings
+
+# A snapshot is taken when an aggregate grows past a multiple of this many events, so that
+# loading a large issuance costs one snapshot plus at most this many events.
+SNAPSHOT_EVERY = 2000
+
+
+class LedgerApplication(Application):
+    """eventsourcing Application: the event store, its recorder, snapshots, the mapper."""
+
+    name = "EquityLedger"
+    is_snapshotting_enabled = True
+
+    def register_transcodings(self, transcoder: Any) -> None:
+        register_transcodings(transcoder)
+
+
+class MemoryUnitOfWork:
+    """Aggregates in memory only (for re-applying a history that is already stored)."""
+
+    def __init__(self) -> None:
+        self.aggregates: dict[UUID, Any] = {}
+
+    def get(self, aggregate_id: UUID) -> Any:
+        return self.aggregates.get(aggregate_id)
+
+    def add(self, aggregate: Any) -> None:
+        self.aggregates[aggregate.id] = aggregate
+
+
+class StoredUnitOfWork:
+    """Aggregates of one store, cached across a run; batches stored with their command ids."""
+
+    def __init__(self, config: StoreConfig, key: bytes | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.key = key
+        self.warn = warn or (lambda _message: None)
+        try:
+            with schema_lock(config):
+                self.app = LedgerApplication(env=dict(config.env, CREATE_TABLE="y"))
+        except LedgerError:
+            raise
+        except Exception as e:  # driver errors, permissions, unreachable servers
+            raise StoreUnavailable(f"cannot open store {config.display} for writing: {_one_line(e)}") from None
+        self.recorder = self.app.recorder
+        self.recorder.chain_key = key
+        self.log = LogReader(self.recorder, config.kind, self.app.mapper)
+        self._check_meta()
+        self._cache: dict[UUID, Any] = {}
+        self._base_version: dict[UUID, int] = {}
+        self._stored: dict[UUID, Any] = {}  # aggregates stored since the last snapshot pass
+        self._last_position: dict[UUID, int] = {}
+
+    def close(self) -> None:
+        self.app.close()
+
+    # ------------------------------------------------------------------ the store's own facts
+    def _check_meta(self) -> None:
+        """Record, or check, what kind of store this is and how its chain is computed."""
+        meta = self.log.meta()
+        empty = self.log.head_position() == 0
+        if not meta or (empty and meta.get("chain") != (CHAIN_KEYED if self.key else CHAIN_PLAIN)):
+            if self.key is not None and not empty:
+                raise StoreUnavailable(
+                    f"store {self.config.display} was chained without a ledger key; it cannot "
+                    f"take one now (unset {KEY_ENV} to write to it)"
+                )
+            rows = [("format", STORE_FORMAT), ("chain", CHAIN_KEYED if self.key else CHAIN_PLAIN)]
+            if self.key is not None:
+                rows.append(("key", key_fingerprint(self.key)))
+            for k, v in rows:
+                self.recorder.execute("DELETE FROM ledger_meta WHERE key = ?", (k,))
+                self.recorder.execute("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", (k, v))
+            return
+        check_meta(meta, self.key, self.config.display)
+
+    # ------------------------------------------------------------------ aggregates
+    def get(self, aggregate_id: UUID) -> Any:
+        """The aggregate, from memory or the store (None when it has no events)."""
+        if aggregate_id in self._cache:
+            return self._cache[aggregate_id]
+        agg = self._load(aggregate_id)
+        self._cache[aggregate_id] = agg
+        if agg is not None:
+            self._base_version[aggregate_id] = agg.version
+        return agg
+
+    def add(self, aggregate: Any) -> None:
+        self._cache[aggregate.id] = aggregate
+        self._base_version[aggregate.id] = 0
+
+    def _load(self, aggregate_id: UUID) -> Any:
+        agg, version = None, 0
+        snap = self.log.snapshot_row(aggregate_id)
+        if snap is not None:
+            if self._snapshot_sealed(snap):
+                agg = self.log.decode(snap).mutate(None)
+                version = snap.version
+            else:
+                # Never build on a snapshot that fails its check: the events are the truth.
+                self.warn(
+                    f"warning: the snapshot of aggregate {aggregate_id} at version {snap.version} "
+                    "fails its check (edited?); loaded from the events instead; run "
+                    "`equity-ledger audit verify`"
+                )
+        try:
+            for event in self.log.events_of(aggregate_id, version):
+                agg = event.mutate(agg)
+        except OriginatorVersionError:
+            raise StoreUnavailable(
+                f"store {self.config.display}: the stored events of aggregate {aggregate_id} are "
+                "not contiguous (edited by hand?); run `equity-ledger audit verify`"
+            ) from None
+        return agg
+
+    def _snapshot_sealed(self, snap: Any) -> bool:
+        found = self.log.snapshot_seal(snap.originator_id, snap.version)
+        if found is None:
+            return False
+        position, seal = found
+        link = self.log.chain_link_at(position)
+        if link is None or self.log.position_of(snap.originator_id, snap.version) != position:
+            return False
+        expected = snapshot_seal(self.key, snap.originator_id, snap.version, snap.topic, snap.state, link)
+        return hmac.compare_digest(expected, seal)
+
+    # ------------------------------------------------------------------ storing
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        """Content digests of those command ids that were already applied."""
+        return self.log.command_digests(list(command_ids))
+
+    def commit(self, events: list[Any], commands: list[tuple[str, str, int]],
+               touched: dict[UUID, Any]) -> list[tuple[int, Any]]:
+        """Store events (in command order) with their command ids; (position, event) pairs."""
+        recordings = self.app.events.put(events, commands=commands)
+        self._stored.update(touched)
+        stored = [(r.notification.id, r.domain_event) for r in recordings]
+        for position, event in stored:
+            self._last_position[event.originator_id] = position
+        return stored
+
+    def forget(self) -> None:
+        """Drop what memory holds: the next use reloads from the store (after a conflict)."""
+        self._cache.clear()
+        self._base_version.clear()
+        self._stored.clear()
+
+    def snapshot(self) -> None:
+        """Snapshot every stored aggregate that grew past a multiple of SNAPSHOT_EVERY, sealed
+        to the chain link of its last event (with the ledger key, when there is one)."""
+        from eventsourcing.domain import Snapshot
+
+        aggregates, self._stored = list(self._stored.values()), {}
+        for agg in aggregates:
+            base = self._base_version.get(agg.id, 0)
+            position = self._last_position.get(agg.id)
+            if position is None or agg.version // SNAPSHOT_EVERY <= base // SNAPSHOT_EVERY:
+                continue
+            link = self.log.chain_link_at(position)
+            if link is None:
+                continue
+            stored = self.app.mapper.to_stored_event(Snapshot.take(agg))
+            seal = snapshot_seal(self.key, agg.id, agg.version, stored.topic, stored.state, link)
+            # The seal first: a snapshot without its seal would only be ignored, with a warning.
+            self.recorder.execute(
+                "INSERT INTO ledger_snapshot_seals (originator_id, version, position, seal) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (str(agg.id), agg.version, position, seal),
+            )
+            try:
+                self.app.snapshots.recorder.insert_events([stored])  # type: ignore[union-attr]
+            except IntegrityError:
+                pass  # another writer took the same snapshot
+            self._base_version[agg.id] = agg.version
+
+
+def check_meta(meta: dict[str, str], key: bytes | None, display: str) -> None:
+    """Refuse a store that is not ours, or whose chain needs a key we lack (or another key)."""
+    if meta.get("format") != STORE_FORMAT:
+        raise StoreUnavailable(f"{display} is not an equity-ledger store")
+    chain = meta.get("chain")
+    if chain == CHAIN_KEYED:
+        if key is None:
+            raise StoreUnavailable(
+                f"store {display} is authenticated with a ledger key: set {KEY_ENV} to the key's file"
+            )
+        if meta.get("key") != key_fingerprint(key):
+            raise StoreUnavailable(f"store {display} was keyed with another ledger key than {KEY_ENV}'s")
+    elif chain == CHAIN_PLAIN:
+        if key is not None:
+            raise StoreUnavailable(
+                f"store {display} was chained without a ledger key, but {KEY_ENV} is set: its events "
+                "are not authenticated by that key"
+            )
+    else:
+        raise StoreUnavailable(f"store {display} names an unknown chain algorithm {chain!r}")
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
