@@ -1,0 +1,169 @@
+"""Opening a store: the one place that wires the service, the projections and the readers.
+
+A writer (``apply``, the verbs, ``demo``, ``init``, ``projections catch-up|rebuild``) gets the
+application service over a stored unit of work and the projector that follows it. A reader
+(queries and ``audit``) gets one consistent, read-only view: it never creates or alters
+anything, needs only read access, and refuses a file or database that is not this tool's store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from sqlalchemy.engine import Connection
+
+from .ledger.errors import StoreUnavailable
+from .ledger.log import LogReader
+from .ledger.store import STORE_FORMAT, StoreConfig, events_table, load_ledger_key, store_config
+
+
+@dataclass
+class View:
+    """One consistent state of a store: a connection in a read transaction and its log."""
+
+    conn: Connection
+    log: LogReader
+    config: StoreConfig
+    key: bytes | None
+
+
+class Books:
+    """One store, opened for one command. Parts are opened on first use."""
+
+    def __init__(self, url: str | None, warn: Callable[[str], None] | None = None) -> None:
+        self.config = store_config(url)
+        self.key = load_ledger_key()
+        self.warn = warn or (lambda message: sys.stderr.write(message + "\n"))
+        self._service: Any = None
+        self._projector: Any = None
+        self._read_models: Any = None
+
+    # ------------------------------------------------------------------ writing
+    @property
+    def service(self) -> Any:
+        """The application service over this store (opening it for writing)."""
+        if self._service is None:
+            from .ledger.service import LedgerService
+            from .ledger.unit_of_work import StoredUnitOfWork
+
+            self._refuse_foreign_file()
+            self._service = LedgerService(StoredUnitOfWork(self.config, self.key, self.warn))
+        return self._service
+
+    @property
+    def projector(self) -> Any:
+        """The projector that keeps the read models of this store up to date (a writer)."""
+        if self._projector is None:
+            from .projections.projector import Projector
+
+            uow = self.service.uow
+            self._projector = Projector(uow.log, self.config)
+            self._projector.install()
+        return self._projector
+
+    def apply(self, commands: Iterable[Any], progress: Callable[[int], None] | None = None) -> Any:
+        """Apply commands and bring the projections up to date (the service's one apply)."""
+        return self.service.apply(commands, projections=self.projector, progress=progress)
+
+    def _refuse_foreign_file(self) -> None:
+        """An existing SQLite file that holds tables, none of them ours, is another program's."""
+        if self.config.kind != "sqlite" or not os.path.exists(self.config.display):
+            return
+        _check_path(self.config.display)
+        if os.path.getsize(self.config.display) == 0:
+            return
+        import sqlite3
+
+        try:
+            conn = sqlite3.connect(f"file:{self.config.display}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot open store {self.config.display}: {e}") from None
+        table, _ = events_table("sqlite")
+        if tables and table not in tables and "ledger_meta" not in tables:
+            raise StoreUnavailable(f"{self.config.display} is not an equity-ledger store (it holds other tables)")
+
+    # ------------------------------------------------------------------ reading
+    @contextmanager
+    def reading(self) -> Iterator[View]:
+        """One consistent, read-only state of the store (refuses a store that is not ours)."""
+        if self.config.kind == "sqlite":
+            path = self.config.display
+            if not os.path.exists(path):
+                raise StoreUnavailable(
+                    f"cannot read store {path}: no such file (create it with `equity-ledger init`, "
+                    "`apply` or `demo`)"
+                )
+            _check_path(path)
+            if os.path.getsize(path) == 0:
+                raise StoreUnavailable(f"{path} is not an equity-ledger store (an empty file)")
+        if self._read_models is None:
+            from .projections.reader import ReadModels
+
+            self._read_models = ReadModels(self.config, readonly=True)
+        try:
+            with self._read_models.engine.connect() as conn, conn.begin() as txn:
+                log = LogReader(conn, self.config.kind)
+                _check_ours(log, self.config)
+                yield View(conn, log, self.config, self.key)
+                txn.rollback()
+        except StoreUnavailable:
+            raise
+        except Exception as e:
+            if not _is_store_error(e):
+                raise
+            raise StoreUnavailable(f"cannot read store {self.config.display}: {_one_line(e)}") from None
+
+    def close(self) -> None:
+        for part in (self._projector, self._read_models):
+            if part is not None:
+                part.close()
+        if self._service is not None:
+            self._service.uow.close()
+
+
+def _check_path(path: str) -> None:
+    if os.path.isdir(path):
+        raise StoreUnavailable(f"cannot open store {path}: it is a directory, not an SQLite file")
+
+
+def _check_ours(log: LogReader, config: StoreConfig) -> None:
+    tables = log.tables()
+    table, _ = events_table(config.kind)
+    if not {table, "ledger_chain", "ledger_commands"} <= tables:
+        raise StoreUnavailable(f"{config.display} is not an equity-ledger store (no ledger tables)")
+    meta = log.meta()
+    if meta and meta.get("format") != STORE_FORMAT:
+        raise StoreUnavailable(f"{config.display} is not an equity-ledger store")
+
+
+def _is_store_error(e: BaseException) -> bool:
+    import sqlite3
+
+    mods = ("eventsourcing", "sqlalchemy", "psycopg", "sqlite3", "psycopg_pool")
+    return isinstance(e, (sqlite3.Error, OSError)) or type(e).__module__.split(".")[0] in mods
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+@contextmanager
+def open_books(url: str | None, warn: Callable[[str], None] | None = None) -> Iterator[Books]:
+    """The store at `url` (``--db``, else $EQUITY_LEDGER_DB, else ./equity-ledger.sqlite)."""
+    books = Books(url, warn)
+    try:
+        yield books
+    finally:
+        try:
+            books.close()
+        except Exception:  # noqa: BLE001  closing must not hide the command's own outcome
+            pass
