@@ -34,7 +34,8 @@ from .holder import Holder
 from .issuance import Issuance
 from .issuer import Issuer
 from .store import StoreConfig, events_table, schema_lock, store_config
-from .transcodings import DateAsISO, fast_loads
+from .terms import Terms
+from .transcodings import fast_loads, register_ledger_transcodings
 
 # A snapshot is taken when an aggregate grows past a multiple of this many events, so that
 # loading a big issuance costs one snapshot plus at most this many events.
@@ -51,7 +52,7 @@ class LedgerApplication(Application):
 
     def register_transcodings(self, transcoder: Any) -> None:
         super().register_transcodings(transcoder)
-        transcoder.register(DateAsISO())
+        register_ledger_transcodings(transcoder)
 
 
 @dataclass
@@ -159,8 +160,7 @@ class Ledger:
 
     def set_terms(self, cmd: Command) -> list[Any]:
         issuance = self.issuance(cmd.issuance)
-        terms = {k: v for k, v in cmd.fields.items() if k != "issuance"}
-        issuance.set_terms(terms, **_meta(cmd))
+        issuance.set_terms(Terms.from_fields(cmd.fields), **_meta(cmd))
         return [issuance]
 
     def allot_rights(self, cmd: Command) -> list[Any]:
@@ -224,7 +224,6 @@ class Ledger:
 
     def expire_rights(self, cmd: Command) -> list[Any]:
         issuance = self.issuance(cmd.issuance)
-        issuance.check_not_before_resolution(cmd.expired_on, "expiry on")
         issuance.expire(cmd.expired_on, **_meta(cmd))
         return [issuance]
 
@@ -425,7 +424,12 @@ def _kind_and_fields(topic: str, fields: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _meta(cmd: Command) -> dict[str, str]:
-    return {"command_id": cmd.id, "actor": cmd.actor, "reason": cmd.reason}
+    return {
+        "command_id": cmd.id,
+        "actor": cmd.actor,
+        "reason": cmd.reason,
+        "command_digest": cmd.digest,
+    }
 
 
 def _one_line(e: BaseException) -> str:

@@ -6,7 +6,10 @@ import json
 from datetime import date
 from typing import Any, Callable
 
-from eventsourcing.persistence import JSONTranscoder, Transcoding, TranscodingNotRegisteredError
+from eventsourcing.persistence import JSONTranscoder, Transcoder, Transcoding, TranscodingNotRegisteredError
+
+from .issuance import EntryKind, HolderAccount, TimelineEntry
+from .terms import TERMS_FIELDS, Terms
 
 
 class DateAsISO(Transcoding):
@@ -20,6 +23,69 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+class TermsAsDict(Transcoding):
+    """The aggregate's Terms in a snapshot: its fields by name (dates and Decimals transcoded)."""
+
+    type = Terms
+    name = "terms"
+
+    def encode(self, obj: Terms) -> dict[str, Any]:
+        return {name: getattr(obj, name) for name in TERMS_FIELDS}
+
+    def decode(self, data: dict[str, Any]) -> Terms:
+        return Terms(**data)
+
+
+class TimelineEntryAsList(Transcoding):
+    """A timeline entry in a snapshot: [ordinal, seq, kind, rights, all_outstanding], compact."""
+
+    type = TimelineEntry
+    name = "timeline_entry"
+
+    def encode(self, obj: TimelineEntry) -> list[Any]:
+        return [obj.ordinal, obj.seq, obj.kind.value, obj.rights, obj.all_outstanding]
+
+    def decode(self, data: list[Any]) -> TimelineEntry:
+        ordinal, seq, kind, rights, every = data
+        return TimelineEntry(ordinal, seq, EntryKind(kind), rights, every)
+
+
+class HolderAccountAsDict(Transcoding):
+    """A holder's account in a snapshot: its counters, name, group and timeline."""
+
+    type = HolderAccount
+    name = "holder_account"
+
+    def encode(self, obj: HolderAccount) -> dict[str, Any]:
+        return {
+            "group": obj.group,
+            "name": obj.name,
+            "allotted": obj.allotted,
+            "exercised": obj.exercised,
+            "forfeited": obj.forfeited,
+            "expired": obj.expired,
+            "last_ordinal": obj.last_ordinal,
+            "timeline": obj.timeline,
+        }
+
+    def decode(self, data: dict[str, Any]) -> HolderAccount:
+        return HolderAccount(**data)
+
+
+LEDGER_TRANSCODINGS: tuple[type[Transcoding], ...] = (
+    DateAsISO,
+    TermsAsDict,
+    TimelineEntryAsList,
+    HolderAccountAsDict,
+)
+
+
+def register_ledger_transcodings(transcoder: Transcoder) -> None:
+    """Register the ledger's own transcodings (dates, and the aggregates' value objects)."""
+    for transcoding in LEDGER_TRANSCODINGS:
+        transcoder.register(transcoding())
 
 
 def fast_loads(transcoder: JSONTranscoder) -> Callable[[bytes], Any]:

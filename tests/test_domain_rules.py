@@ -35,6 +35,7 @@ from equity_ledger.ledger import errors as E
 from equity_ledger.ledger.application import CommandRefused, Ledger
 from equity_ledger.ledger.commands import MAX_LINE_BYTES, SCHEMAS, Command, parse_command, parse_line
 from equity_ledger.ledger.issuance import Issuance
+from equity_ledger.ledger.terms import TERMS_FIELDS, Terms
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +134,8 @@ class Rule:
 
 
 ONLY_AFTER = dict(exercisable_only_after_departure=True)
+MAX = 2**63 - 1  # the store's integers: every quantity and figure must fit
+FREE = dict(price_per_right="1", exercise_price_per_share="0")
 PERIOD_2021 = dict(exercise_from="2021-01-01", exercise_to="2021-12-31")
 
 
@@ -334,6 +337,43 @@ def _rules() -> list[Any]:
         Rule("late/expiry-after-a-forfeit-dated-after-it",
              [*setup(**PERIOD_2021), A("h1"), F("h1", 1, on="2022-06-01")],
              f.expire(on="2022-01-01"), E.ExpiryBeforeRecorded, [f.expire(on="2022-06-01")]),
+        # --- Every figure fits a signed 64-bit integer: refused at max + 1, accepted at max ------
+        Rule("quantity-out-of-range/terms-shares", [f.resolution("s1")],
+             f.terms(rights=2, shares_per_right=2**62, **FREE), E.QuantityOutOfRange,
+             [f.terms(rights=1, shares_per_right=MAX, **FREE), A("h1", 1), X("h1", 1)]),
+        Rule("quantity-out-of-range/terms-amount-payable", [f.resolution("s1")],
+             f.terms(rights=3, shares_per_right=1, price_per_right=str(MAX // 3 + 1),
+                     exercise_price_per_share="0"), E.QuantityOutOfRange,
+             [f.terms(rights=3, shares_per_right=1, price_per_right=str(MAX // 3),
+                      exercise_price_per_share="0"), A("h1", 3)]),
+        Rule("quantity-out-of-range/terms-exercise-price-of-all-shares", [f.resolution("s1")],
+             f.terms(rights=1, shares_per_right=3, price_per_right="1",
+                     exercise_price_per_share=str(MAX // 3 + 1)), E.QuantityOutOfRange,
+             [f.terms(rights=1, shares_per_right=3, price_per_right="1",
+                      exercise_price_per_share=str(MAX // 3)), A("h1", 1), X("h1", 1)]),
+        Rule("quantity-out-of-range/terms-counted-in-the-currency-minor-unit", [f.resolution("s1")],
+             f.terms(rights=1, shares_per_right=1, currency="USD", price_per_right="1",
+                     exercise_price_per_share="92233720368547759"), E.QuantityOutOfRange,
+             [f.terms(rights=1, shares_per_right=1, currency="USD", price_per_right="1",
+                      exercise_price_per_share="92233720368547758")]),  # 100 x: cents
+        Rule("quantity-out-of-range/adjusted-shares-per-right",
+             setup(rights=1, shares_per_right=2**62, **FREE),
+             f.adjust("2"), E.QuantityOutOfRange, [f.adjust(f"{MAX}/{2**62}")]),
+        Rule("quantity-out-of-range/adjusted-denominator",
+             [*setup(rights=1, shares_per_right=1, **FREE), f.adjust(f"1/{MAX}", on="2021-01-01")],
+             f.adjust("1/2", on="2021-02-01"), E.QuantityOutOfRange,
+             [f.adjust("2", on="2021-02-01")]),
+        Rule("quantity-out-of-range/adjusted-shares-of-the-terms",
+             setup(rights=2, shares_per_right=2**61, **FREE),
+             f.adjust("2"), E.QuantityOutOfRange, [f.adjust(f"{MAX}/{2**62}")]),
+        Rule("quantity-out-of-range/adjusted-exercise-price",
+             setup(rights=1, shares_per_right=1, price_per_right="1",
+                   exercise_price_per_share=str(2**62)),
+             f.adjust("1/2"), E.QuantityOutOfRange, [f.adjust(f"{2**62}/{MAX}")]),
+        Rule("quantity-out-of-range/late-adjustment-compounds-with-later-ones",
+             [*setup(rights=1, shares_per_right=2**61, **FREE), f.adjust("2", on="2022-01-01")],
+             f.adjust("2", on="2021-01-01"), E.QuantityOutOfRange,
+             [f.adjust(f"{MAX}/{2**62}", on="2023-01-01")]),
     ]
     return [
         pytest.param(r, id=r.name) if isinstance(r, Rule)
@@ -500,7 +540,7 @@ def test_terms_in_force_on_the_issuance_aggregate() -> None:
     iss = Issuance(issuance="x", issuer="I", body="board_of_directors",
                    resolved_on=_d("2020-01-10"), title="t", max_rights=None, **meta)
     terms = parse_command(f.terms("x", shares_per_right=200, exercise_price_per_share="1")).fields
-    iss.set_terms({k: v for k, v in terms.items() if k != "issuance"}, **meta)
+    iss.set_terms(Terms.from_fields(terms), **meta)
     iss.adjust(Fraction(2), _d("2021-01-01"), **meta)
     iss.adjust(Fraction(1, 3), _d("2022-10-01"), **meta)
     assert iss.terms_on(_d("2020-12-31")) == (Fraction(200), Decimal("1"))
