@@ -422,14 +422,18 @@ def _unencodable(obj: Any) -> str | None:
 def _where(raw: str, line: int) -> str:
     """`line N (id X)` for a line that is JSON but not an acceptable command."""
     try:
-        obj = json.loads(raw, parse_int=_bounded_int, parse_float=lambda _t: None,
-                         parse_constant=lambda _t: None)
-    except (ValueError, RecursionError, _IntOutOfRange):
+        # numbers are not converted: only the id is wanted, whatever the rest holds
+        obj = json.loads(raw, parse_int=_ignore, parse_float=_ignore, parse_constant=_ignore)
+    except (ValueError, RecursionError):
         obj = None
     cid = obj.get("id") if isinstance(obj, dict) else None
     if isinstance(cid, str) and cid.strip() and _encodable(cid):
         return f"line {line} (id {_show_id(cid)})"
     return f"line {line}"
+
+
+def _ignore(_text: str) -> None:
+    return None
 
 
 class _FloatRefused(Exception):
