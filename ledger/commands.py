@@ -2,8 +2,10 @@
 
 A command is an immutable value (like a beancount directive): its type, its fields parsed into
 dates, Decimals, Fractions and ints, and the metadata kept on every event it produces (command
-id, actor, reason). Parsing refuses anything the contract does not allow, so that the domain
-only ever sees well-typed values.
+id, actor, reason, digest). Parsing refuses anything the contract does not allow, so that the
+domain only ever sees well-typed values: whatever a line holds, a bad line is one
+:class:`BadCommand` naming the line (and the id when one can be read), never another exception.
+:func:`read_commands` is the one loader of a command file.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import date
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
-from .errors import BadCommand
-from .money import is_currency, parse_amount, parse_ratio
+from .errors import BadCommand, QuantityOutOfRange
+from .money import INT64_MAX, MAX_INT_DIGITS, OutOfRange, is_currency, parse_amount, parse_ratio
+from .terms import TERMS_FIELDS
 
 MAX_LINE_BYTES = 1024 * 1024
 
@@ -47,6 +50,8 @@ def _positive_int(value: Any) -> int:
         raise ValueError("must be a JSON integer")
     if value < 1:
         raise ValueError("must be >= 1")
+    if value > INT64_MAX:
+        raise OutOfRange(f"must be at most {INT64_MAX}")
     return value
 
 
@@ -55,6 +60,8 @@ def _non_negative_int(value: Any) -> int:
         raise ValueError("must be a JSON integer")
     if value < 0:
         raise ValueError("must be >= 0")
+    if value > INT64_MAX:
+        raise OutOfRange(f"must be at most {INT64_MAX}")
     return value
 
 
@@ -63,6 +70,8 @@ def _money(value: Any):
         raise ValueError("must be a JSON string holding a plain decimal (not a number)")
     try:
         return parse_amount(value)
+    except OutOfRange:
+        raise
     except ValueError:
         raise ValueError(f"must be a plain non-negative decimal, not {value!r}") from None
 
@@ -93,6 +102,8 @@ def _ratio(value: Any):
         raise ValueError('must be a string such as "2", "0.5" or "1/3"')
     try:
         return parse_ratio(value)
+    except OutOfRange:
+        raise
     except ValueError:
         raise ValueError(f'must be a decimal or a fraction such as "2" or "1/3", not {value!r}') from None
 
@@ -105,6 +116,23 @@ def _rights_or_all(value: Any) -> int | str:
     raise ValueError('must be a JSON integer >= 1 or "all"')
 
 
+_TERMS: dict[str, tuple[Callable[[Any], Any], bool, Any]] = {
+    "decided_on": (_date, True, None),
+    "rights": (_positive_int, True, None),
+    "shares_per_right": (_positive_int, True, None),
+    "share_class": (_text, False, "common"),
+    "price_per_right": (_money, True, None),
+    "currency": (_currency, True, None),
+    "exercise_price_per_share": (_money, True, None),
+    "allotment_date": (_date, True, None),
+    "exercise_from": (_date, True, None),
+    "exercise_to": (_date, True, None),
+    "exercisable_only_after_departure": (_bool, False, False),
+    "exercise_window_days_after_departure": (_non_negative_int, False, None),
+}
+if tuple(_TERMS) != TERMS_FIELDS:  # the one list of the terms' fields is terms.TERMS_FIELDS
+    raise RuntimeError("commands._TERMS must parse exactly terms.TERMS_FIELDS, in that order")
+
 # type -> {field: (parser, required, default)}
 SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
     "pass_resolution": {
@@ -115,21 +143,8 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
         "title": (_text, True, None),
         "max_rights": (_positive_int, False, None),
     },
-    "set_terms": {
-        "issuance": (_text, True, None),
-        "decided_on": (_date, True, None),
-        "rights": (_positive_int, True, None),
-        "shares_per_right": (_positive_int, True, None),
-        "share_class": (_text, False, "common"),
-        "price_per_right": (_money, True, None),
-        "currency": (_currency, True, None),
-        "exercise_price_per_share": (_money, True, None),
-        "allotment_date": (_date, True, None),
-        "exercise_from": (_date, True, None),
-        "exercise_to": (_date, True, None),
-        "exercisable_only_after_departure": (_bool, False, False),
-        "exercise_window_days_after_departure": (_non_negative_int, False, None),
-    },
+    # The fields of Terms, in their order: one list (terms.TERMS_FIELDS), parsed here.
+    "set_terms": {"issuance": (_text, True, None), **{name: _TERMS[name] for name in TERMS_FIELDS}},
     "allot_rights": {
         "issuance": (_text, True, None),
         "holder": (_text, True, None),
@@ -215,23 +230,32 @@ class Command:
 
 
 def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -> Command:
-    """Validate one parsed JSON value into a :class:`Command`; BadCommand names what is wrong."""
+    """Validate one parsed JSON value into a :class:`Command`; BadCommand names what is wrong.
+
+    A field out of the store's range is :class:`QuantityOutOfRange` (a BadCommand with its own
+    rule). Lone surrogates are refused in every string, keys included, since no store can
+    encode them.
+    """
     where = f"line {line}" if line is not None else "command"
     if not isinstance(obj, dict):
         raise BadCommand(f"{where}: a command must be a JSON object")
     cid = obj.get("id")
-    if "id" in obj and isinstance(cid, str) and cid.strip():
-        where = f"{where} (id {cid})" if line is not None else f"id {cid}"
+    if isinstance(cid, str) and cid.strip() and _encodable(cid):
+        where = f"{where} (id {_show_id(cid)})" if line is not None else f"id {_show_id(cid)}"
+    bad_text = _unencodable(obj)
+    if bad_text is not None:
+        raise BadCommand(f"{where}: {bad_text} holds a lone surrogate (\\ud800-\\udfff), "
+                         "which is not text")
     if not isinstance(cid, str) or not cid.strip():
         raise BadCommand(f"{where}: field 'id' is required and must be a non-empty string")
     ctype = obj.get("type")
-    if ctype not in SCHEMAS:
+    if not isinstance(ctype, str) or ctype not in SCHEMAS:
         known = ", ".join(SCHEMAS)
-        raise BadCommand(f"{where}: unknown command type {ctype!r} (known: {known})")
+        raise BadCommand(f"{where}: unknown command type {_show(ctype)} (known: {known})")
     schema = SCHEMAS[ctype]
     unknown = sorted(set(obj) - set(schema) - _COMMON)
     if unknown:
-        raise BadCommand(f"{where}: field {unknown[0]!r} is not a field of {ctype}")
+        raise BadCommand(f"{where}: field {_show(unknown[0])} is not a field of {ctype}")
     fields: dict[str, Any] = {}
     for name, (parser, required, default) in schema.items():
         if name not in obj or obj[name] is None and not required:
@@ -241,6 +265,10 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
             continue
         try:
             fields[name] = parser(obj[name])
+        except OutOfRange as e:
+            raise QuantityOutOfRange(
+                f"{where}: refused [{QuantityOutOfRange.rule}]: field {name!r} {e}"
+            ) from None
         except ValueError as e:
             raise BadCommand(f"{where}: field {name!r} {e}") from None
     for meta in ("actor", "reason"):
@@ -261,7 +289,11 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
 
 
 def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command | None:
-    """Parse one line of a command file; None for a blank line."""
+    """Parse one line of a command file (without its line ending); None for a blank line.
+
+    Whatever the line holds, it gives a Command, None, or one :class:`BadCommand` naming the
+    line (and the id when one can be read), in one line of text.
+    """
     if line == 1:  # a byte-order mark some editors put at the start of a file
         if isinstance(raw, bytes) and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -274,35 +306,134 @@ def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadCommand(f"line {line}: not valid UTF-8 (byte {e.start})") from None
-    elif len(raw.encode("utf-8")) > MAX_LINE_BYTES:
-        raise BadCommand(f"line {line}: longer than 1 MiB")
+    else:
+        # 4 bytes at most per character: only a long line needs its UTF-8 length counted
+        if len(raw) * 4 > MAX_LINE_BYTES:
+            try:
+                size = len(raw.encode("utf-8"))
+            except UnicodeEncodeError as e:
+                raise BadCommand(f"line {line}: not valid Unicode (lone surrogate at "
+                                 f"character {e.start})") from None
+            if size > MAX_LINE_BYTES:
+                raise BadCommand(f"line {line}: longer than 1 MiB")
+        if not _encodable(raw):
+            raise BadCommand(f"line {line}: not valid Unicode (lone surrogate)")
     if not raw.strip():
         return None
     try:
-        obj = json.loads(
-            raw,
-            parse_float=_refuse_float,
-            parse_constant=_refuse_constant,
-            object_pairs_hook=_no_duplicate_keys,
-        )
+        obj = _loads(raw)
     except _DuplicateKey as e:
-        raise BadCommand(f"{_where(raw, line)}: field {e.args[0]!r} is given twice") from None
+        raise BadCommand(f"{_where(raw, line)}: field {_show(e.args[0])} is given twice") from None
     except _FloatRefused:
         raise BadCommand(f"{_where(raw, line)}: a number with a fraction or exponent is not allowed "
                          "(money is a decimal string, rights are integers)") from None
+    except _IntOutOfRange:
+        raise QuantityOutOfRange(
+            f"{_where(raw, line)}: refused [{QuantityOutOfRange.rule}]: an integer beyond "
+            f"{INT64_MAX} (quantities must fit a 64-bit integer)"
+        ) from None
     except json.JSONDecodeError as e:
         raise BadCommand(f"line {line}: malformed JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise BadCommand(f"line {line}: malformed command (JSON nested too deeply)") from None
+    except ValueError as e:  # any other refusal of the JSON decoder, in one line
+        raise BadCommand(f"line {line}: malformed JSON ({_show(str(e))})") from None
     return parse_command(obj, line=line, actor=actor)
+
+
+def read_commands(
+    stream: BinaryIO,
+    actor: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Command]:
+    """The commands of a command file read from a binary stream, in order (blank lines skipped).
+
+    Each line is read with a bounded ``readline``: a line longer than 1 MiB is refused after
+    reading at most 1 MiB and a few bytes of it, never whole. A UTF-8 byte-order mark at the
+    start and the line ending (LF or CRLF) are stripped. `progress`, when given, is called with
+    the number of bytes of each line read. A bad line raises BadCommand (the lines before it
+    were yielded).
+    """
+    n = 0
+    while True:
+        n += 1
+        # room for the line, its CR LF, and on the first line a byte-order mark
+        limit = MAX_LINE_BYTES + 2 + (3 if n == 1 else 0)
+        raw = stream.readline(limit)
+        if not raw:
+            return
+        if progress is not None:
+            progress(len(raw))
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+        elif len(raw) >= limit:
+            raise BadCommand(f"line {n}: longer than 1 MiB")
+        cmd = parse_line(raw, n, actor=actor)
+        if cmd is not None:
+            yield cmd
+
+
+# --- helpers: showing values in one line, decoding JSON with the contract's restrictions ---------
+
+_SHOW_MAX = 80
+
+
+def _show(value: Any) -> str:
+    """A value as it may appear in a message: repr (one line, escaped), cut to a sane length."""
+    text = repr(value)
+    return text if len(text) <= _SHOW_MAX else text[: _SHOW_MAX - 3] + "..."
+
+
+def _show_id(cid: str) -> str:
+    """A command id in a message: as written when printable, else escaped (always one line)."""
+    if cid.isprintable() and len(cid) <= _SHOW_MAX:
+        return cid
+    return _show(cid)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unencodable(obj: Any) -> str | None:
+    """Where a lone surrogate hides in a parsed JSON value ('field ...', 'a key'), else None."""
+    stack: list[tuple[Any, str]] = [(obj, "the command")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return where
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if not _encodable(k):
+                    return "a field name"
+                stack.append((v, f"field {k!r}" if value is obj else where))
+        elif isinstance(value, list):
+            stack.extend((v, where) for v in value)
+    return None
 
 
 def _where(raw: str, line: int) -> str:
     """`line N (id X)` for a line that is JSON but not an acceptable command."""
     try:
-        obj = json.loads(raw)
-    except ValueError:
+        # numbers are not converted: only the id is wanted, whatever the rest holds
+        obj = json.loads(raw, parse_int=_ignore, parse_float=_ignore, parse_constant=_ignore)
+    except (ValueError, RecursionError):
         obj = None
     cid = obj.get("id") if isinstance(obj, dict) else None
-    return f"line {line} (id {cid})" if isinstance(cid, str) else f"line {line}"
+    if isinstance(cid, str) and cid.strip() and _encodable(cid):
+        return f"line {line} (id {_show_id(cid)})"
+    return f"line {line}"
+
+
+def _ignore(_text: str) -> None:
+    return None
 
 
 class _FloatRefused(Exception):
@@ -310,6 +441,10 @@ class _FloatRefused(Exception):
 
 
 class _DuplicateKey(Exception):
+    pass
+
+
+class _IntOutOfRange(Exception):
     pass
 
 
@@ -330,3 +465,25 @@ def _refuse_float(_text: str) -> Any:
 
 def _refuse_constant(_text: str) -> Any:
     raise _FloatRefused
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer, refused beyond 64 bits before Python converts its digits."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _IntOutOfRange
+    value = int(text)
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise _IntOutOfRange
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_refuse_float,
+    parse_int=_bounded_int,
+    parse_constant=_refuse_constant,
+    object_pairs_hook=_no_duplicate_keys,
+)
+
+
+def _loads(raw: str) -> Any:
+    return _DECODER.decode(raw)

@@ -154,3 +154,17 @@ class NonPositiveRatio(Refused):
 
 class ChangesRecordedFigure(Refused):
     rule = "would-change-recorded-figure"
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+class QuantityOutOfRange(BadCommand, Refused):
+    """A quantity or a figure derived from it would not fit the store's 64-bit integers.
+
+    Both bad input (a field of a line out of range, refused while parsing) and a refusal (a
+    figure the domain derives from valid fields, such as rights x shares per right, would not
+    fit): one class, one rule slug, wherever the limit is met.
+    """
+
+    rule = "quantity-out-of-range"

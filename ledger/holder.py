@@ -32,6 +32,7 @@ class Holder(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         self.holder = holder
         self.name = name
@@ -39,7 +40,8 @@ class Holder(Aggregate):
         self.departed_on: date | None = None
 
     def join(
-        self, issuance: str, joined_on: date, command_id: str, actor: str, reason: str
+        self, issuance: str, joined_on: date, command_id: str, actor: str, reason: str,
+        command_digest: str = "",
     ) -> None:
         """Note that the holder now has rights in `issuance` (once per issuance)."""
         if issuance not in self.issuances:
@@ -50,6 +52,7 @@ class Holder(Aggregate):
                 command_id=command_id,
                 actor=actor,
                 reason=reason,
+                command_digest=command_digest,
             )
 
     @event("JoinedIssuance")
@@ -61,8 +64,15 @@ class Holder(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         self.issuances.append(issuance)
+
+    def check_not_departed(self) -> None:
+        if self.departed_on is not None:
+            raise AlreadyDeparted(
+                f"holder {self.holder} already left office on {self.departed_on.isoformat()}"
+            )
 
     def depart(
         self,
@@ -71,21 +81,20 @@ class Holder(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         """Record that the holder left office: once, and consistent with what is recorded."""
-        if self.departed_on is not None:
-            raise AlreadyDeparted(
-                f"holder {self.holder} already left office on {self.departed_on.isoformat()}"
-            )
+        self.check_not_departed()
         for issuance in issuances:
             issuance.check_departure(self.holder, departed_on)
         self._departed(
             holder=self.holder, departed_on=departed_on, command_id=command_id, actor=actor,
-            reason=reason,
+            reason=reason, command_digest=command_digest,
         )
 
     @event("Departed")
     def _departed(
-        self, holder: str, departed_on: date, command_id: str, actor: str, reason: str
+        self, holder: str, departed_on: date, command_id: str, actor: str, reason: str,
+        command_digest: str = "",
     ) -> None:
         self.departed_on = departed_on

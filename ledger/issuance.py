@@ -5,19 +5,26 @@ triggers an ``@event`` method, so a refused command never changes the aggregate.
 methods only apply figures that the guards already resolved, which keeps replays cheap and
 deterministic.
 
-Late entries: every holder keeps a compact timeline ``[date ordinal, record seq, kind, rights,
-flag]``. A command dated on or after everything recorded for its holder is checked against the
-running counters (the common case, O(1)); an earlier one is checked by re-walking that holder's
-timeline in effective-date order with the command in its place.
+A holder's stake in the issuance is a :class:`HolderAccount` (its "holding"; "position" means
+only a log sequence number). Late entries: every account keeps a compact timeline of
+:class:`TimelineEntry` values. A command dated on or after everything recorded for its holder is
+checked against the running counters (the common case, O(1)); an earlier one is checked by
+re-walking that holder's timeline in effective-date order with the command in its place.
+
+Limits: every figure the terms imply (shares, amounts, the exercise price of all the shares, at
+every adjustment) is checked to fit a signed 64-bit integer before it is recorded, so that every
+later figure, and every per-issuance sum of them, fits too (see :meth:`Issuance.check_terms_fit`
+and :meth:`Issuance.check_adjustment_fits`).
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
+from enum import Enum
 from fractions import Fraction
 from math import floor
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -41,20 +48,73 @@ from .errors import (
     OverMaxRights,
     OverOutstanding,
     OverTerms,
+    QuantityOutOfRange,
     TermsAlreadySet,
     TermsNotSet,
     UnknownHolder,
     WindowClosed,
 )
-from .money import fraction_str
-from .terms import in_force_on, terms_in_force
+from .money import INT64_MAX, fits, fraction_str, fraction_fits, times
+from .terms import Terms, in_force_on, terms_in_force
 
-# Timeline entry kinds.
-ALLOT, EXERCISE, FORFEIT = "A", "X", "F"
+_MAX_ORDINAL = date.max.toordinal()
+
+
+class EntryKind(Enum):
+    """What a timeline entry records (the value is its compact stored form)."""
+
+    ALLOT = "A"
+    EXERCISE = "X"
+    FORFEIT = "F"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One allotment, exercise or forfeit of a holder, as the late-entry checks need it."""
+
+    ordinal: int  # effective date, as date.toordinal()
+    seq: int  # the aggregate version that recorded it: record order on the same date
+    kind: EntryKind
+    rights: int
+    all_outstanding: bool = False  # a forfeit of "all": the number it stood for must not change
+
+    @property
+    def on(self) -> str:
+        return date.fromordinal(self.ordinal).isoformat()
+
+
+@dataclass(slots=True)
+class HolderAccount:
+    """A holder's holding in one issuance: counters, the latest name and group, the timeline."""
+
+    group: str
+    name: str
+    allotted: int = 0
+    exercised: int = 0
+    forfeited: int = 0
+    expired: int = 0
+    last_ordinal: int = 0  # the latest effective date in the timeline (0: none)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    @property
+    def outstanding(self) -> int:
+        return self.allotted - self.exercised - self.forfeited - self.expired
+
+    def outstanding_on(self, ordinal: int) -> int:
+        """Rights outstanding at the end of the day `ordinal`, from the timeline."""
+        n = 0
+        for e in self.timeline:
+            if e.ordinal <= ordinal:
+                n += e.rights if e.kind is EntryKind.ALLOT else -e.rights
+        return n
 
 
 def _iso(d: date) -> str:
     return d.isoformat()
+
+
+def _out_of_range(what: str) -> QuantityOutOfRange:
+    return QuantityOutOfRange(f"{what} would not fit a 64-bit integer (at most {INT64_MAX})")
 
 
 class Issuance(Aggregate):
@@ -77,6 +137,7 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         self.issuance = issuance
         self.issuer = issuer
@@ -84,42 +145,51 @@ class Issuance(Aggregate):
         self.resolved_on = resolved_on
         self.title = title
         self.max_rights = max_rights
-        self.terms: dict[str, Any] | None = None
-        self.adjustments: list[list[Any]] = []  # [[ordinal, "ratio"], ...] in effective order
+        self.terms: Terms | None = None
+        self.adjustments: list[list[int | str]] = []  # [[ordinal, "ratio"], ...] in effective order
         self.allotted_total = 0
         self.expired_on: date | None = None
         self.last_exercise_ord = 0
         self.last_entry_ord = 0
-        self.positions: dict[str, dict[str, Any]] = {}
+        self.holdings: dict[str, HolderAccount] = {}
 
     # ------------------------------------------------------------------ queries used by guards
-    def position(self, holder: str) -> dict[str, Any]:
+    def account(self, holder: str) -> HolderAccount:
+        """The holder's account in this issuance; UnknownHolder when they hold none."""
         try:
-            return self.positions[holder]
+            return self.holdings[holder]
         except KeyError:
             raise UnknownHolder(f"holder {holder} has no rights in issuance {self.issuance}") from None
 
-    @staticmethod
-    def outstanding(pos: dict[str, Any]) -> int:
-        return pos["allotted"] - pos["exercised"] - pos["forfeited"] - pos["expired"]
+    def outstanding_on(self, holder: str, day: date) -> int:
+        """Rights of `holder` outstanding at the end of `day`, from the timeline."""
+        account = self.holdings.get(holder)
+        return account.outstanding_on(day.toordinal()) if account is not None else 0
 
     def terms_on(self, day: date) -> tuple[Fraction, Decimal]:
         """Shares per right and exercise price per share in force at the end of `day`."""
         terms = self.require_terms()
         steps = terms_in_force(
-            terms["shares_per_right"],
-            terms["exercise_price_per_share"],
-            terms["currency"],
-            self.adjustments,
+            terms.shares_per_right, terms.exercise_price_per_share, terms.currency, self.adjustments
         )
-        base = (Fraction(terms["shares_per_right"]), terms["exercise_price_per_share"])
+        base = (Fraction(terms.shares_per_right), terms.exercise_price_per_share)
         return in_force_on(base, steps, day.toordinal())
 
+    def _is_late(self, holder: str, day: date) -> bool:
+        account = self.holdings.get(holder)
+        return account is not None and day.toordinal() < account.last_ordinal
+
     # ------------------------------------------------------------------ guards
-    def require_terms(self) -> dict[str, Any]:
+    def require_terms(self) -> Terms:
         if self.terms is None:
             raise TermsNotSet(f"issuance {self.issuance} has no terms yet (set_terms comes first)")
         return self.terms
+
+    def check_terms_not_set(self) -> None:
+        if self.terms is not None:
+            raise TermsAlreadySet(
+                f"the terms of {self.issuance} were set on {_iso(self.terms.decided_on)}"
+            )
 
     def check_not_before_resolution(self, day: date, what: str) -> None:
         if day < self.resolved_on:
@@ -135,90 +205,266 @@ class Issuance(Aggregate):
                 f"no {what} can be recorded for it any more"
             )
 
-    def check_timeline(self, holder: str, new: list[Any]) -> None:
+    def check_exercise_period_in_order(self, terms: Terms) -> None:
+        if terms.exercise_from > terms.exercise_to:
+            raise ExercisePeriodInverted(
+                f"exercise_from {_iso(terms.exercise_from)} is after exercise_to "
+                f"{_iso(terms.exercise_to)}"
+            )
+
+    def check_within_max_rights(self, terms: Terms) -> None:
+        if self.max_rights is not None and terms.rights > self.max_rights:
+            raise OverMaxRights(
+                f"{terms.rights} rights exceed the {self.max_rights} the resolution allows"
+            )
+
+    def check_terms_fit(self, terms: Terms) -> None:
+        """The figures the terms imply fit a signed 64-bit integer.
+
+        Guarantees, for every later figure of the issuance: shares (rights x shares per right,
+        for any number of its rights) <= 2**63-1; amounts payable (rights x price per right,
+        summed over any of its allotments) and exercise prices paid at the terms' price
+        (shares x price) fit 2**63-1 units of 10**-scale (:attr:`Terms.scale`).
+        """
+        scale = terms.scale
+        if terms.shares > INT64_MAX:
+            raise _out_of_range(
+                f"the shares of the terms ({terms.rights} rights x {terms.shares_per_right} "
+                f"shares per right)"
+            )
+        if not fits(terms.rights * Fraction(terms.price_per_right), scale):
+            raise _out_of_range(
+                f"the amount payable for all the rights ({terms.rights} x "
+                f"{terms.price_per_right} {terms.currency}, in units of 10^-{scale})"
+            )
+        if not fits(terms.shares * Fraction(terms.exercise_price_per_share), scale):
+            raise _out_of_range(
+                f"the exercise price of all the shares ({terms.shares} x "
+                f"{terms.exercise_price_per_share} {terms.currency}, in units of 10^-{scale})"
+            )
+
+    def check_on_or_after_allotment_date(self, allotted_on: date) -> None:
+        terms = self.require_terms()
+        if allotted_on < terms.allotment_date or allotted_on < terms.decided_on:
+            raise BeforeAllotmentDate(
+                f"allotment on {_iso(allotted_on)} is before the allotment date "
+                f"{_iso(terms.allotment_date)} of the terms"
+            )
+
+    def check_within_terms(self, rights: int) -> None:
+        terms = self.require_terms()
+        if self.allotted_total + rights > terms.rights:
+            raise OverTerms(
+                f"allotting {rights} rights would bring {self.issuance} to "
+                f"{self.allotted_total + rights}, over the {terms.rights} of its terms"
+            )
+
+    def check_same_group(self, holder: str, group: str) -> None:
+        account = self.holdings.get(holder)
+        if account is not None and account.group != group:
+            raise GroupChanged(
+                f"{holder} holds rights of {self.issuance} as {account.group!r}, not {group!r}"
+            )
+
+    @staticmethod
+    def check_before_departure(holder: str, allotted_on: date, departed_on: date | None) -> None:
+        if departed_on is not None and allotted_on >= departed_on:
+            raise AfterDeparture(
+                f"{holder} left office on {_iso(departed_on)}; no allotment on or after it"
+            )
+
+    def check_in_exercise_period(self, exercised_on: date) -> None:
+        terms = self.require_terms()
+        if not terms.exercise_from <= exercised_on <= terms.exercise_to:
+            raise OutsideExercisePeriod(
+                f"exercise on {_iso(exercised_on)} is outside the exercise period "
+                f"{_iso(terms.exercise_from)}..{_iso(terms.exercise_to)}"
+            )
+
+    def check_departure_allows_exercise(
+        self, holder: str, exercised_on: date, departed_on: date | None
+    ) -> None:
+        """After departure only within the window; before it only where the terms allow.
+
+        The window is counted on date ordinals: a window ending beyond date.max leaves the
+        exercise open until date.max, without date arithmetic that could overflow.
+        """
+        terms = self.require_terms()
+        if departed_on is not None and exercised_on >= departed_on:
+            window = terms.exercise_window_days_after_departure
+            closes = departed_on.toordinal() + window if window is not None else _MAX_ORDINAL
+            if exercised_on.toordinal() > closes:
+                raise WindowClosed(
+                    f"{holder} left office on {_iso(departed_on)}; the {window}-day window "
+                    f"closed on {date.fromordinal(closes).isoformat()}"
+                )
+        elif terms.exercisable_only_after_departure:
+            when = f"only left office on {_iso(departed_on)}" if departed_on else "has not left office"
+            raise BeforeDeparture(
+                f"{holder} {when}; rights of {self.issuance} are exercisable only after departure"
+            )
+
+    def check_outstanding(self, holder: str, rights: int, what: str) -> None:
+        """An exercise or forfeit dated after everything recorded: the running counters."""
+        account = self.account(holder)
+        if rights > account.outstanding:
+            raise OverOutstanding(
+                f"{holder} has {account.outstanding} rights of {self.issuance} outstanding; "
+                f"cannot {what} {rights}"
+            )
+
+    def check_timeline(self, holder: str, new: TimelineEntry) -> None:
         """Re-walk `holder`'s timeline with `new` in its place (late entries only).
 
         Refuses when a withdrawal (exercise, forfeit) would exceed what was outstanding at its
         date, or when the number an "all" forfeit stood for would change.
         """
-        pos = self.positions.get(holder)
-        entries = sorted((pos["entries"] if pos else []) + [new], key=lambda e: (e[0], e[1]))
+        account = self.holdings.get(holder)
+        recorded = account.timeline if account is not None else []
         outstanding = 0
-        for ordinal, seq, kind, rights, flag in entries:
-            on = date.fromordinal(ordinal).isoformat()
-            if kind == ALLOT:
-                outstanding += rights
+        for e in sorted([*recorded, new], key=lambda e: (e.ordinal, e.seq)):
+            if e.kind is EntryKind.ALLOT:
+                outstanding += e.rights
                 continue
-            is_new = seq == new[1]
-            if kind == FORFEIT and flag and not is_new and rights != outstanding:
+            is_new = e is new
+            if e.kind is EntryKind.FORFEIT and e.all_outstanding and not is_new and e.rights != outstanding:
                 raise ChangesRecordedFigure(
-                    f"the forfeit of all rights of {holder} on {on} recorded {rights} rights; "
+                    f"the forfeit of all rights of {holder} on {e.on} recorded {e.rights} rights; "
                     f"with this command it would stand for {outstanding}"
                 )
-            if rights > outstanding:
-                what = "exercise" if kind == EXERCISE else "forfeit"
+            if e.rights > outstanding:
+                what = "exercise" if e.kind is EntryKind.EXERCISE else "forfeit"
                 if is_new:
                     raise OverOutstanding(
                         f"{holder} had {outstanding} rights of {self.issuance} outstanding on "
-                        f"{on}; cannot {what} {rights}"
+                        f"{e.on}; cannot {what} {e.rights}"
                     )
                 raise OverOutstanding(
-                    f"with this command the recorded {what} of {rights} rights by {holder} on "
-                    f"{on} would exceed the {outstanding} then outstanding"
+                    f"with this command the recorded {what} of {e.rights} rights by {holder} on "
+                    f"{e.on} would exceed the {outstanding} then outstanding"
                 )
-            outstanding -= rights
+            outstanding -= e.rights
 
-    def _is_late(self, holder: str, day: date) -> bool:
-        pos = self.positions.get(holder)
-        return pos is not None and day.toordinal() < pos["last_ord"]
+    def check_withdrawal(self, holder: str, new: TimelineEntry, what: str) -> None:
+        """An exercise or a forfeit fits what the holder had outstanding at its date."""
+        if self._is_late(holder, date.fromordinal(new.ordinal)):
+            self.check_timeline(holder, new)
+        else:
+            self.check_outstanding(holder, new.rights, what)
 
     def check_departure(self, holder: str, departed_on: date) -> None:
         """Guard for Holder.depart: a departure must fit what this issuance recorded."""
-        pos = self.positions.get(holder)
-        if pos is None:
+        account = self.holdings.get(holder)
+        if account is None:
             return
-        terms = self.terms or {}
-        window = terms.get("exercise_window_days_after_departure")
+        window = self.terms.exercise_window_days_after_departure if self.terms else None
+        only_after = self.terms.exercisable_only_after_departure if self.terms else False
         d = departed_on.toordinal()
-        for ordinal, _seq, kind, _rights, _flag in pos["entries"]:
-            on = date.fromordinal(ordinal).isoformat()
-            if kind == ALLOT and ordinal >= d:
+        for e in account.timeline:
+            if e.kind is EntryKind.ALLOT and e.ordinal >= d:
                 raise DepartureConflicts(
-                    f"{holder} was allotted rights of {self.issuance} on {on}, on or after "
+                    f"{holder} was allotted rights of {self.issuance} on {e.on}, on or after "
                     f"this departure on {_iso(departed_on)}"
                 )
-            if kind == EXERCISE and ordinal >= d and window is not None and ordinal > d + window:
+            if e.kind is EntryKind.EXERCISE and e.ordinal >= d and window is not None and e.ordinal > d + window:
                 raise DepartureConflicts(
-                    f"{holder} exercised rights of {self.issuance} on {on}, more than {window} "
+                    f"{holder} exercised rights of {self.issuance} on {e.on}, more than {window} "
                     f"days after this departure on {_iso(departed_on)}"
                 )
-            if kind == EXERCISE and ordinal < d and terms.get("exercisable_only_after_departure"):
+            if e.kind is EntryKind.EXERCISE and e.ordinal < d and only_after:
                 raise DepartureConflicts(
-                    f"{holder} exercised rights of {self.issuance} on {on}, before this "
+                    f"{holder} exercised rights of {self.issuance} on {e.on}, before this "
                     f"departure on {_iso(departed_on)}, but its terms allow exercise only after"
                 )
 
-    # ------------------------------------------------------------------ terms
-    def set_terms(self, terms: dict[str, Any], command_id: str, actor: str, reason: str) -> None:
-        """Fix the remaining terms (once, after the resolution, within max_rights)."""
-        if self.terms is not None:
-            raise TermsAlreadySet(
-                f"the terms of {self.issuance} were set on {_iso(self.terms['decided_on'])}"
+    def check_adjustment_after_terms(self, effective_on: date) -> None:
+        terms = self.require_terms()
+        if effective_on <= terms.decided_on:
+            # On its date an adjustment applies before anything else, the terms included: it
+            # would adjust terms that did not exist yet.
+            raise TermsNotSet(
+                f"an adjustment effective {_iso(effective_on)} would apply before the terms of "
+                f"{self.issuance} decided on {_iso(terms.decided_on)}"
             )
-        self.check_not_before_resolution(terms["decided_on"], "terms decided on")
-        self.check_not_before_resolution(terms["allotment_date"], "allotment date")
-        self.check_not_before_resolution(terms["exercise_from"], "exercise period starting")
-        if terms["exercise_from"] > terms["exercise_to"]:
-            raise ExercisePeriodInverted(
-                f"exercise_from {_iso(terms['exercise_from'])} is after exercise_to "
-                f"{_iso(terms['exercise_to'])}"
-            )
-        if self.max_rights is not None and terms["rights"] > self.max_rights:
-            raise OverMaxRights(
-                f"{terms['rights']} rights exceed the {self.max_rights} the resolution allows"
-            )
-        self._terms_set(issuance=self.issuance, **terms, command_id=command_id, actor=actor, reason=reason)
 
+    @staticmethod
+    def check_positive_ratio(ratio: Fraction) -> None:
+        if ratio <= 0:
+            raise NonPositiveRatio(f"an adjustment ratio must be positive, not {ratio}")
+
+    def check_no_exercise_from(self, effective_on: date) -> None:
+        if self.last_exercise_ord >= effective_on.toordinal():
+            raise ChangesRecordedFigure(
+                f"an exercise of {self.issuance} is recorded on or after "
+                f"{_iso(effective_on)}; an adjustment effective then would change the shares "
+                "it delivered"
+            )
+
+    def check_adjustment_fits(self, ratio: Fraction, effective_on: date) -> None:
+        """With this adjustment in its place, every step of the terms in force still fits.
+
+        At every step: the shares per right's numerator and denominator, all the terms' rights x
+        shares per right, and the exercise price of all those shares (in units of 10**-scale) fit
+        a signed 64-bit integer, so exercises at any date deliver and pay figures that fit, and
+        so do their per-issuance sums (each right is exercised at most once).
+        """
+        terms = self.require_terms()
+        scale = terms.scale
+        adjustments = sorted([*self.adjustments, [effective_on.toordinal(), ratio]], key=lambda a: a[0])
+        steps = terms_in_force(
+            terms.shares_per_right, terms.exercise_price_per_share, terms.currency, adjustments
+        )
+        for ordinal, spr, price in steps:
+            on = date.fromordinal(ordinal).isoformat()
+            if not fraction_fits(spr):
+                raise _out_of_range(f"the shares per right from {on} ({spr})")
+            shares = terms.rights * spr
+            if shares > INT64_MAX:
+                raise _out_of_range(f"the shares of the terms from {on} ({terms.rights} rights x {spr})")
+            if not fits(price, scale) or not fits(floor(shares) * Fraction(price), scale):
+                raise _out_of_range(
+                    f"the exercise price of all the shares from {on} ({floor(shares)} x {price} "
+                    f"{terms.currency}, in units of 10^-{scale})"
+                )
+
+    def check_after_exercise_period(self, expired_on: date) -> None:
+        terms = self.require_terms()
+        if expired_on <= terms.exercise_to:
+            raise ExpiryTooEarly(
+                f"expiry on {_iso(expired_on)} is not after the end of the exercise period "
+                f"{_iso(terms.exercise_to)}"
+            )
+
+    def check_nothing_recorded_after(self, expired_on: date) -> None:
+        if self.last_entry_ord > expired_on.toordinal():
+            raise ExpiryBeforeRecorded(
+                f"events of {self.issuance} are recorded after {_iso(expired_on)} "
+                f"(latest {date.fromordinal(self.last_entry_ord).isoformat()})"
+            )
+
+    # ------------------------------------------------------------------ terms
+    def set_terms(
+        self, terms: Terms, command_id: str, actor: str, reason: str, command_digest: str = ""
+    ) -> None:
+        """Fix the remaining terms (once, after the resolution, within max_rights, fitting)."""
+        self.check_terms_not_set()
+        self.check_not_before_resolution(terms.decided_on, "terms decided on")
+        self.check_not_before_resolution(terms.allotment_date, "allotment date")
+        self.check_not_before_resolution(terms.exercise_from, "exercise period starting")
+        self.check_exercise_period_in_order(terms)
+        self.check_within_max_rights(terms)
+        self.check_terms_fit(terms)
+        self._terms_set(
+            issuance=self.issuance,
+            **terms.as_fields(),
+            command_id=command_id,
+            actor=actor,
+            reason=reason,
+            command_digest=command_digest,
+        )
+
+    # The stored event stays flat (one field per term, as the projections and the history read
+    # it); its parameters are the fields of Terms, in TERMS_FIELDS order (a test checks it).
     @event("TermsSet")
     def _terms_set(
         self,
@@ -238,21 +484,22 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
-        self.terms = {
-            "decided_on": decided_on,
-            "rights": rights,
-            "shares_per_right": shares_per_right,
-            "share_class": share_class,
-            "price_per_right": price_per_right,
-            "currency": currency,
-            "exercise_price_per_share": exercise_price_per_share,
-            "allotment_date": allotment_date,
-            "exercise_from": exercise_from,
-            "exercise_to": exercise_to,
-            "exercisable_only_after_departure": exercisable_only_after_departure,
-            "exercise_window_days_after_departure": exercise_window_days_after_departure,
-        }
+        self.terms = Terms(
+            decided_on=decided_on,
+            rights=rights,
+            shares_per_right=shares_per_right,
+            share_class=share_class,
+            price_per_right=price_per_right,
+            currency=currency,
+            exercise_price_per_share=exercise_price_per_share,
+            allotment_date=allotment_date,
+            exercise_from=exercise_from,
+            exercise_to=exercise_to,
+            exercisable_only_after_departure=exercisable_only_after_departure,
+            exercise_window_days_after_departure=exercise_window_days_after_departure,
+        )
 
     # ------------------------------------------------------------------ allotment
     def allot(
@@ -267,33 +514,21 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         """Allot rights to a holder; the amount payable is rights x price per right."""
         terms = self.require_terms()
         self.check_not_expired("allotment")
         self.check_not_before_resolution(allotted_on, "allotment on")
-        if allotted_on < terms["allotment_date"] or allotted_on < terms["decided_on"]:
-            raise BeforeAllotmentDate(
-                f"allotment on {_iso(allotted_on)} is before the allotment date "
-                f"{_iso(terms['allotment_date'])} of the terms"
-            )
-        if self.allotted_total + rights > terms["rights"]:
-            raise OverTerms(
-                f"allotting {rights} rights would bring {self.issuance} to "
-                f"{self.allotted_total + rights}, over the {terms['rights']} of its terms"
-            )
-        pos = self.positions.get(holder)
-        if pos is not None and pos["group"] != group:
-            raise GroupChanged(
-                f"{holder} holds rights of {self.issuance} as {pos['group']!r}, not {group!r}"
-            )
-        if departed_on is not None and allotted_on >= departed_on:
-            raise AfterDeparture(
-                f"{holder} left office on {_iso(departed_on)}; no allotment on or after it"
-            )
+        self.check_on_or_after_allotment_date(allotted_on)
+        self.check_within_terms(rights)
+        self.check_same_group(holder, group)
+        self.check_before_departure(holder, allotted_on, departed_on)
         if self._is_late(holder, allotted_on):
-            self.check_timeline(holder, [allotted_on.toordinal(), self.version + 1, ALLOT, rights, 0])
-        amount = rights * terms["price_per_right"] if payment != "gratis" else Decimal(0)
+            self.check_timeline(
+                holder, TimelineEntry(allotted_on.toordinal(), self.version + 1, EntryKind.ALLOT, rights)
+            )
+        amount = times(rights, terms.price_per_right) if payment != "gratis" else Decimal(0)
         self._allotted(
             issuance=self.issuance,
             holder=holder,
@@ -303,10 +538,11 @@ class Issuance(Aggregate):
             allotted_on=allotted_on,
             payment=payment,
             amount=amount,
-            currency=terms["currency"],
+            currency=terms.currency,
             command_id=command_id,
             actor=actor,
             reason=reason,
+            command_digest=command_digest,
         )
 
     @event("RightsAllotted")
@@ -324,28 +560,22 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
-        pos = self.positions.get(holder)
-        if pos is None:
-            pos = self.positions[holder] = {
-                "group": group,
-                "name": name,
-                "allotted": 0,
-                "exercised": 0,
-                "forfeited": 0,
-                "expired": 0,
-                "last_ord": 0,
-                "entries": [],
-            }
-        pos["name"] = name
-        pos["allotted"] += rights
+        account = self.holdings.get(holder)
+        if account is None:
+            account = self.holdings[holder] = HolderAccount(group=group, name=name)
+        account.name = name
+        account.allotted += rights
         self.allotted_total += rights
-        self._add_entry(pos, allotted_on, ALLOT, rights, 0)
+        self._record(account, allotted_on, EntryKind.ALLOT, rights)
 
-    def _add_entry(self, pos: dict[str, Any], day: date, kind: str, rights: int, flag: int) -> None:
+    def _record(
+        self, account: HolderAccount, day: date, kind: EntryKind, rights: int, every: bool = False
+    ) -> None:
         ordinal = day.toordinal()
-        pos["entries"].append([ordinal, self.version + 1, kind, rights, flag])
-        pos["last_ord"] = max(pos["last_ord"], ordinal)
+        account.timeline.append(TimelineEntry(ordinal, self.version + 1, kind, rights, every))
+        account.last_ordinal = max(account.last_ordinal, ordinal)
         self.last_entry_ord = max(self.last_entry_ord, ordinal)
 
     # ------------------------------------------------------------------ exercise
@@ -359,35 +589,19 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         """Turn rights into shares: floor(rights x shares per right), paying the exercise price."""
         terms = self.require_terms()
-        pos = self.position(holder)
+        self.account(holder)
         self.check_not_expired("exercise")
-        if not terms["exercise_from"] <= exercised_on <= terms["exercise_to"]:
-            raise OutsideExercisePeriod(
-                f"exercise on {_iso(exercised_on)} is outside the exercise period "
-                f"{_iso(terms['exercise_from'])}..{_iso(terms['exercise_to'])}"
-            )
-        if departed_on is not None and exercised_on >= departed_on:
-            window = terms["exercise_window_days_after_departure"]
-            if window is not None and exercised_on > departed_on + timedelta(days=window):
-                raise WindowClosed(
-                    f"{holder} left office on {_iso(departed_on)}; the {window}-day window "
-                    f"closed on {_iso(departed_on + timedelta(days=window))}"
-                )
-        elif terms["exercisable_only_after_departure"]:
-            when = f"only left office on {_iso(departed_on)}" if departed_on else "has not left office"
-            raise BeforeDeparture(
-                f"{holder} {when}; rights of {self.issuance} are exercisable only after departure"
-            )
-        if self._is_late(holder, exercised_on):
-            self.check_timeline(holder, [exercised_on.toordinal(), self.version + 1, EXERCISE, rights, 0])
-        elif rights > self.outstanding(pos):
-            raise OverOutstanding(
-                f"{holder} has {self.outstanding(pos)} rights of {self.issuance} outstanding; "
-                f"cannot exercise {rights}"
-            )
+        self.check_in_exercise_period(exercised_on)
+        self.check_departure_allows_exercise(holder, exercised_on, departed_on)
+        self.check_withdrawal(
+            holder,
+            TimelineEntry(exercised_on.toordinal(), self.version + 1, EntryKind.EXERCISE, rights),
+            "exercise",
+        )
         spr, price = self.terms_on(exercised_on)
         shares = floor(rights * spr)
         self._exercised(
@@ -398,11 +612,12 @@ class Issuance(Aggregate):
             delivery=delivery,
             shares_delivered=shares,
             exercise_price_per_share=price,
-            exercise_price_paid=shares * price,
-            currency=terms["currency"],
+            exercise_price_paid=times(shares, price),
+            currency=terms.currency,
             command_id=command_id,
             actor=actor,
             reason=reason,
+            command_digest=command_digest,
         )
 
     @event("RightsExercised")
@@ -420,10 +635,11 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
-        pos = self.positions[holder]
-        pos["exercised"] += rights
-        self._add_entry(pos, exercised_on, EXERCISE, rights, 0)
+        account = self.holdings[holder]
+        account.exercised += rights
+        self._record(account, exercised_on, EntryKind.EXERCISE, rights)
         self.last_exercise_ord = max(self.last_exercise_ord, exercised_on.toordinal())
 
     # ------------------------------------------------------------------ forfeiture
@@ -435,52 +651,40 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         """Rights lapse unexercised; "all" stands for what is outstanding on that date."""
         self.require_terms()
-        pos = self.position(holder)
+        account = self.account(holder)
         self.check_not_expired("forfeiture")
         self.check_not_before_resolution(forfeited_on, "forfeiture on")
-        late = self._is_late(holder, forfeited_on)
-        if rights == "all":
-            n = self.outstanding_on(holder, forfeited_on) if late else self.outstanding(pos)
+        every = rights == "all"
+        if every:
+            late = self._is_late(holder, forfeited_on)
+            n = account.outstanding_on(forfeited_on.toordinal()) if late else account.outstanding
             if n == 0:
                 raise NothingOutstanding(
                     f"{holder} has no rights of {self.issuance} outstanding on "
                     f"{_iso(forfeited_on)} to forfeit"
                 )
-            every = 1
         else:
-            n, every = int(rights), 0
-        if late:
-            self.check_timeline(holder, [forfeited_on.toordinal(), self.version + 1, FORFEIT, n, every])
-        elif n > self.outstanding(pos):
-            raise OverOutstanding(
-                f"{holder} has {self.outstanding(pos)} rights of {self.issuance} outstanding; "
-                f"cannot forfeit {n}"
-            )
+            n = int(rights)
+        self.check_withdrawal(
+            holder,
+            TimelineEntry(forfeited_on.toordinal(), self.version + 1, EntryKind.FORFEIT, n, every),
+            "forfeit",
+        )
         self._forfeited(
             issuance=self.issuance,
             holder=holder,
             rights=n,
-            all_outstanding=bool(every),
+            all_outstanding=every,
             forfeited_on=forfeited_on,
             command_id=command_id,
             actor=actor,
             reason=reason,
+            command_digest=command_digest,
         )
-
-    def outstanding_on(self, holder: str, day: date) -> int:
-        """Rights of `holder` outstanding at the end of `day`, from the timeline."""
-        pos = self.positions.get(holder)
-        if pos is None:
-            return 0
-        d = day.toordinal()
-        n = 0
-        for ordinal, _seq, kind, rights, _flag in pos["entries"]:
-            if ordinal <= d:
-                n += rights if kind == ALLOT else -rights
-        return n
 
     @event("RightsForfeited")
     def _forfeited(
@@ -493,35 +697,30 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
-        pos = self.positions[holder]
-        pos["forfeited"] += rights
-        self._add_entry(pos, forfeited_on, FORFEIT, rights, 1 if all_outstanding else 0)
+        account = self.holdings[holder]
+        account.forfeited += rights
+        self._record(account, forfeited_on, EntryKind.FORFEIT, rights, all_outstanding)
 
     # ------------------------------------------------------------------ adjustment
     def adjust(
-        self, ratio: Fraction, effective_on: date, command_id: str, actor: str, reason: str
+        self,
+        ratio: Fraction,
+        effective_on: date,
+        command_id: str,
+        actor: str,
+        reason: str,
+        command_digest: str = "",
     ) -> None:
         """Split or consolidation: shares per right x ratio, exercise price / ratio (rounded up)."""
-        terms = self.require_terms()
+        self.require_terms()
         self.check_not_expired("adjustment")
         self.check_not_before_resolution(effective_on, "adjustment effective on")
-        if effective_on <= terms["decided_on"]:
-            # On its date an adjustment applies before anything else, the terms included: it
-            # would adjust terms that did not exist yet.
-            raise TermsNotSet(
-                f"an adjustment effective {_iso(effective_on)} would apply before the terms of "
-                f"{self.issuance} decided on {_iso(terms['decided_on'])}"
-            )
-        if ratio <= 0:
-            raise NonPositiveRatio(f"an adjustment ratio must be positive, not {ratio}")
-        self.check_not_before_resolution(effective_on, "adjustment effective on")
-        if self.last_exercise_ord >= effective_on.toordinal():
-            raise ChangesRecordedFigure(
-                f"an exercise of {self.issuance} is recorded on or after "
-                f"{_iso(effective_on)}; an adjustment effective then would change the shares "
-                "it delivered"
-            )
+        self.check_adjustment_after_terms(effective_on)
+        self.check_positive_ratio(ratio)
+        self.check_no_exercise_from(effective_on)
+        self.check_adjustment_fits(ratio, effective_on)
         self._adjusted(
             issuance=self.issuance,
             ratio=fraction_str(ratio),
@@ -529,38 +728,46 @@ class Issuance(Aggregate):
             command_id=command_id,
             actor=actor,
             reason=reason,
+            command_digest=command_digest,
         )
 
     @event("SharesAdjusted")
     def _adjusted(
-        self, issuance: str, ratio: str, effective_on: date, command_id: str, actor: str, reason: str
+        self,
+        issuance: str,
+        ratio: str,
+        effective_on: date,
+        command_id: str,
+        actor: str,
+        reason: str,
+        command_digest: str = "",
     ) -> None:
         self.adjustments.append([effective_on.toordinal(), ratio])
         self.adjustments.sort(key=lambda a: a[0])  # stable: same date keeps record order
 
     # ------------------------------------------------------------------ expiry
-    def expire(self, expired_on: date, command_id: str, actor: str, reason: str) -> None:
+    def expire(
+        self, expired_on: date, command_id: str, actor: str, reason: str, command_digest: str = ""
+    ) -> None:
         """All rights still outstanding lapse (only once the exercise period has passed)."""
-        terms = self.require_terms()
+        self.check_not_before_resolution(expired_on, "expiry on")
+        self.require_terms()
         self.check_not_expired("second expiry")
-        if expired_on <= terms["exercise_to"]:
-            raise ExpiryTooEarly(
-                f"expiry on {_iso(expired_on)} is not after the end of the exercise period "
-                f"{_iso(terms['exercise_to'])}"
-            )
-        if self.last_entry_ord > expired_on.toordinal():
-            raise ExpiryBeforeRecorded(
-                f"events of {self.issuance} are recorded after {_iso(expired_on)} "
-                f"(latest {date.fromordinal(self.last_entry_ord).isoformat()})"
-            )
+        self.check_after_exercise_period(expired_on)
+        self.check_nothing_recorded_after(expired_on)
         expired = {
-            holder: self.outstanding(pos)
-            for holder, pos in sorted(self.positions.items())
-            if self.outstanding(pos) > 0
+            holder: account.outstanding
+            for holder, account in sorted(self.holdings.items())
+            if account.outstanding > 0
         }
         self._expired(
             issuance=self.issuance,
-            expired_on=expired_on, expired=expired, command_id=command_id, actor=actor, reason=reason
+            expired_on=expired_on,
+            expired=expired,
+            command_id=command_id,
+            actor=actor,
+            reason=reason,
+            command_digest=command_digest,
         )
 
     @event("RightsExpired")
@@ -572,8 +779,8 @@ class Issuance(Aggregate):
         command_id: str,
         actor: str,
         reason: str,
+        command_digest: str = "",
     ) -> None:
         self.expired_on = expired_on
         for holder, rights in expired.items():
-            self.positions[holder]["expired"] += rights
-
+            self.holdings[holder].expired += rights

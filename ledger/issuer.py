@@ -20,7 +20,8 @@ class Issuer(Aggregate):
 
     @event("Registered")
     def __init__(
-        self, issuer: str, registered_on: date, command_id: str, actor: str, reason: str
+        self, issuer: str, registered_on: date, command_id: str, actor: str, reason: str,
+        command_digest: str = "",
     ) -> None:
         self.name = issuer
 

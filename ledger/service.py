@@ -29,6 +29,7 @@ from .errors import (
 from .holder import Holder
 from .issuance import Issuance
 from .issuer import Issuer
+from .terms import Terms
 
 BATCH_SIZE = 2000
 CONFLICT_RETRIES = 20
@@ -110,8 +111,7 @@ class LedgerService:
 
     def set_terms(self, cmd: Command) -> list[Any]:
         issuance = self.issuance(cmd.issuance)
-        terms = {k: v for k, v in cmd.fields.items() if k != "issuance"}
-        issuance.set_terms(terms, **_meta(cmd))
+        issuance.set_terms(Terms.from_fields(cmd.fields), **_meta(cmd))
         return [issuance]
 
     def allot_rights(self, cmd: Command) -> list[Any]:
@@ -301,7 +301,9 @@ class LedgerService:
 
 
 def _meta(cmd: Command) -> dict[str, str]:
-    return {"command_id": cmd.id, "actor": cmd.actor, "reason": cmd.reason}
+    """What every event of a command carries: who asked, why, and the command's id and digest
+    (chained with the event, so the command-id table can be checked against it)."""
+    return {"command_id": cmd.id, "actor": cmd.actor, "reason": cmd.reason, "command_digest": cmd.digest}
 
 
 def _one_line(e: BaseException) -> str:

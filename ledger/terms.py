@@ -1,16 +1,70 @@
-"""Terms in force over time: shares per right and exercise price after each adjustment.
+"""The terms of an issuance, and the terms in force over time.
 
-A pure function shared by the aggregate (to price an exercise) and the projections (to answer
-as-of queries), so that both read the same figures from the same events.
+:class:`Terms` is the one home of the fields of ``set_terms`` (the command, the stored
+``TermsSet`` event, the aggregate's state): :data:`TERMS_FIELDS` lists them in order for the
+projections and the CLI. The functions below are pure and shared by the aggregate (to price an
+exercise) and the projections (to answer as-of queries), so that both read the same figures
+from the same events.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
-from .money import round_up_to_minor
+from .money import decimals, minor_digits, round_up_to_minor
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """The remaining terms fixed after the resolution (immutable; set once per issuance)."""
+
+    decided_on: date
+    rights: int
+    shares_per_right: int
+    share_class: str
+    price_per_right: Decimal
+    currency: str
+    exercise_price_per_share: Decimal
+    allotment_date: date
+    exercise_from: date
+    exercise_to: date
+    exercisable_only_after_departure: bool = False
+    exercise_window_days_after_departure: int | None = None
+
+    @classmethod
+    def from_fields(cls, values: Mapping[str, Any]) -> Terms:
+        """The terms from a mapping holding (at least) every field, e.g. a set_terms command's."""
+        return cls(**{name: values[name] for name in TERMS_FIELDS})
+
+    def as_fields(self) -> dict[str, Any]:
+        """The fields in :data:`TERMS_FIELDS` order, as the flat ``TermsSet`` event stores them."""
+        return asdict(self)
+
+    @property
+    def shares(self) -> int:
+        """Shares underlying all the rights of the terms, before any adjustment."""
+        return self.rights * self.shares_per_right
+
+    @property
+    def scale(self) -> int:
+        """Decimals every money figure of this issuance can be counted in exactly.
+
+        Amounts and prices paid carry the decimals of the price they come from; an adjusted
+        exercise price carries the currency's minor unit: the largest of these counts them all.
+        """
+        return max(
+            minor_digits(self.currency),
+            decimals(self.price_per_right),
+            decimals(self.exercise_price_per_share),
+        )
+
+
+#: The fields of ``set_terms`` (after ``issuance``), in the order of the command and the event.
+TERMS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Terms))
 
 
 def terms_in_force(

@@ -10,10 +10,14 @@ from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
     JSONTranscoder,
+    Transcoder,
     Transcoding,
     TranscodingNotRegisteredError,
     UUIDAsHex,
 )
+
+from .issuance import EntryKind, HolderAccount, TimelineEntry
+from .terms import TERMS_FIELDS, Terms
 
 
 class DateAsISO(Transcoding):
@@ -27,6 +31,65 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+class TermsAsDict(Transcoding):
+    """The aggregate's Terms in a snapshot: its fields by name (dates and Decimals transcoded)."""
+
+    type = Terms
+    name = "terms"
+
+    def encode(self, obj: Terms) -> dict[str, Any]:
+        return {name: getattr(obj, name) for name in TERMS_FIELDS}
+
+    def decode(self, data: dict[str, Any]) -> Terms:
+        return Terms(**data)
+
+
+class TimelineEntryAsList(Transcoding):
+    """A timeline entry in a snapshot: [ordinal, seq, kind, rights, all_outstanding], compact."""
+
+    type = TimelineEntry
+    name = "timeline_entry"
+
+    def encode(self, obj: TimelineEntry) -> list[Any]:
+        return [obj.ordinal, obj.seq, obj.kind.value, obj.rights, obj.all_outstanding]
+
+    def decode(self, data: list[Any]) -> TimelineEntry:
+        ordinal, seq, kind, rights, every = data
+        return TimelineEntry(ordinal, seq, EntryKind(kind), rights, every)
+
+
+class HolderAccountAsDict(Transcoding):
+    """A holder's account in a snapshot: its counters, name, group and timeline."""
+
+    type = HolderAccount
+    name = "holder_account"
+
+    def encode(self, obj: HolderAccount) -> dict[str, Any]:
+        return {
+            "group": obj.group,
+            "name": obj.name,
+            "allotted": obj.allotted,
+            "exercised": obj.exercised,
+            "forfeited": obj.forfeited,
+            "expired": obj.expired,
+            "last_ordinal": obj.last_ordinal,
+            "timeline": obj.timeline,
+        }
+
+    def decode(self, data: dict[str, Any]) -> HolderAccount:
+        return HolderAccount(**data)
+
+
+LEDGER_TRANSCODINGS: tuple[type[Transcoding], ...] = (
+    DateAsISO,
+    TermsAsDict,
+    TimelineEntryAsList,
+    HolderAccountAsDict,
+)
+
+
 
 
 def fast_loads(transcoder: JSONTranscoder) -> Callable[[bytes], Any]:
@@ -58,7 +121,9 @@ def fast_loads(transcoder: JSONTranscoder) -> Callable[[bytes], Any]:
 
 def register_transcodings(transcoder: JSONTranscoder) -> None:
     """Every transcoding the ledger's stored events and snapshots use: eventsourcing's own
-    (UUID, Decimal, datetime) and the ledger's (dates). The one list, used by the application
+    (UUID, Decimal, datetime) and the ledger's (dates, the aggregates' value objects). The one list, used by the application
     and by readers that decode the log without an application."""
-    for t in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO()):
+    for t in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
         transcoder.register(t)
+    for transcoding in LEDGER_TRANSCODINGS:
+        transcoder.register(transcoding())
