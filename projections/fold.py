@@ -1,8 +1,13 @@
 """Projections as pure functions of the events.
 
-:func:`effects` says what one stored event changes in the read model, as plain values; the SQL
-projector (:mod:`.runner`) and the in-memory replay (:func:`replay`) both fold those effects, so
-a rebuilt projection, an incremental one and an audit replay are the same function of the log.
+:func:`effects_of` says what one stored event changes in the read model, as plain values; the
+SQL projector (:mod:`.plan` then :mod:`.writer`), the audit's in-memory :class:`Replay` and
+``verify`` all fold those effects, so a rebuilt projection, an incremental one and an audit
+replay are the same function of the log.
+
+This module is also the one home of the cumulative figures of a holding (:data:`FIGURES`): the
+table's columns (:mod:`.schema`), the fold, the writer's statements and the checks of
+``verify`` are all made from it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 ZERO = Decimal(0)
 
@@ -33,7 +38,8 @@ class Adjustment:
 # frozen: a frozen dataclass's __init__ costs 3x (2 µs vs 0.7 µs here), 4% of a rebuild.
 @dataclass(slots=True)
 class HoldingDelta:
-    """A change to one holder's position in one issuance, effective at the end of a date."""
+    """A change to one holding (a holder in an issuance), effective at the end of a date;
+    `position` is the log position of the event that made it."""
 
     issuance: str
     holder: str
@@ -74,7 +80,9 @@ def event_type(event: Any) -> str:
     return type(event).__qualname__.rsplit(".", 1)[-1]
 
 
-_TERMS_COLUMNS = (
+# The fields of a TermsSet event, as proj_issuances keeps them. Their one home is the domain's
+# Terms value object: once ledger.terms exports TERMS_FIELDS, this constant becomes that import.
+TERMS_FIELDS = (
     "decided_on",
     "rights",
     "shares_per_right",
@@ -111,7 +119,7 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
             )
         ]
     if kind == "TermsSet":
-        return [IssuanceInfo(e.issuance, {c: getattr(e, c) for c in _TERMS_COLUMNS})]
+        return [IssuanceInfo(e.issuance, {c: getattr(e, c) for c in TERMS_FIELDS})]
     if kind == "RightsAllotted":
         paid = e.amount if e.payment in ("offset", "cash") else ZERO
         return [
@@ -163,16 +171,11 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
 
 # --------------------------------------------------------------------------- holding rows
 
-NUMERIC = (
-    "allotted",
-    "exercised",
-    "forfeited",
-    "expired",
-    "shares_delivered",
-    "amount_offset",
-    "amount_paid",
-    "exercise_price_paid",
-)
+# The cumulative figures of a holding row, in table column order: counts (64-bit integers) and
+# money (exact decimals). A delta carries one attribute per figure, named alike.
+COUNTS = ("allotted", "exercised", "forfeited", "expired", "shares_delivered")
+MONEY = ("amount_offset", "amount_paid", "exercise_price_paid")
+FIGURES = COUNTS + MONEY
 
 
 def new_row(delta: HoldingDelta) -> dict[str, Any]:
@@ -199,7 +202,7 @@ def new_row(delta: HoldingDelta) -> dict[str, Any]:
 
 def add_delta(row: dict[str, Any], delta: HoldingDelta) -> None:
     """Add a delta effective on or before the row's date into a cumulative row."""
-    for f in NUMERIC:
+    for f in FIGURES:
         v = getattr(delta, f)
         if v:
             row[f] = row[f] + v
@@ -220,7 +223,7 @@ class Replay:
     as_of: date | None = None
     holdings: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     issuances: dict[str, dict[str, Any]] = field(default_factory=dict)
-    adjustments: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    adjustments: dict[str, list[tuple[date, int, str]]] = field(default_factory=dict)  # (date, position, ratio)
 
     def feed(self, position: int, event: Any) -> None:
         for eff in effects(position, event):
@@ -232,7 +235,7 @@ class Replay:
         elif isinstance(eff, Adjustment):
             if self.as_of is None or eff.effective_on <= self.as_of:
                 self.adjustments.setdefault(eff.issuance, []).append(
-                    (eff.effective_on.toordinal(), eff.position, eff.ratio)
+                    (eff.effective_on, eff.position, eff.ratio)
                 )
         elif isinstance(eff, HoldingDelta):
             if self.as_of is not None and eff.effective_on > self.as_of:
@@ -243,10 +246,3 @@ class Replay:
                 row = self.holdings[key] = new_row(eff)
             add_delta(row, eff)
 
-
-def replay(events: Iterable[tuple[int, Any]], as_of: date | None = None) -> Replay:
-    """Fold (position, event) pairs into holdings as at `as_of`, without any table."""
-    r = Replay(as_of)
-    for position, event in events:
-        r.feed(position, event)
-    return r

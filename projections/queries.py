@@ -1,4 +1,8 @@
-"""Read-only queries over the projection tables (indexed seeks, never a replay)."""
+"""Read-only queries over the projection tables (indexed seeks, never a replay).
+
+Each function takes a connection; give it one from :meth:`.reader.ReadModels.snapshot` so that
+all the statements of an answer read one consistent state.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from sqlalchemy import and_, func, literal_column, select, true
 from sqlalchemy.engine import Connection
 
 from ..ledger.errors import UnknownIssuance
-from . import report
+from . import holdings as holding_rows
+from . import register as register_rows
 from . import schema as t
 
 
@@ -23,8 +28,6 @@ def latest_rows(conn: Connection, as_of: date | None, issuance: str | None) -> l
     inner = select(h.issuance, h.holder, func.max(h.effective_on).label("m"))
     if as_of is not None:
         inner = inner.where(h.effective_on <= as_of)
-    if issuance is not None:
-        inner = inner.where(h.issuance == issuance)
     inner = inner.group_by(h.issuance, h.holder).subquery()
     q = select(t.holdings).join(
         inner,
@@ -91,6 +94,7 @@ def terms_on(conn: Connection, as_of: date | None, issuances: set[str]) -> dict[
 
 
 def issuance_info(conn: Connection, issuance: str) -> dict[str, Any]:
+    """The issuance's row (resolution and terms); UnknownIssuance when none."""
     row = conn.execute(select(t.issuances).where(t.issuances.c.issuance == issuance)).mappings().first()
     if row is None:
         raise UnknownIssuance(f"issuance {issuance} is not recorded")
@@ -105,7 +109,7 @@ def holdings(conn: Connection, by: str, issuance: str | None, as_of: date | None
             return []
     rows = latest_rows(conn, as_of, issuance)
     spr = {k: v[0] for k, v in terms_on(conn, as_of, {r["issuance"] for r in rows}).items()}
-    return report.holdings(rows, spr, by=by, issuance=issuance)
+    return holding_rows.holdings(rows, spr, by=by, issuance=issuance)
 
 
 def register(conn: Connection, issuance: str, as_of: date | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -122,4 +126,4 @@ def register(conn: Connection, issuance: str, as_of: date | None) -> tuple[dict[
     if as_of is not None:
         q = q.where(a.allotted_on <= as_of)
     allots = [dict(r) for r in conn.execute(q.order_by(a.position)).mappings()]
-    return info, report.register(info, rows, allots, spr, price)
+    return info, register_rows.register(info, rows, allots, spr, price)

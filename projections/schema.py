@@ -3,6 +3,11 @@
 ``proj_holdings`` is the heart: one row per (issuance, holder, effective date) holding the
 *cumulative* figures at the end of that date. "As at D" is then the latest row on or before D
 per holding: an index seek per holder, never a replay or a sum over the log.
+
+Every count is a 64-bit integer (PostgreSQL's INTEGER is 32-bit) and every amount is exact
+decimal text of any length: the read models hold whatever the domain accepts. A store whose
+tables were made by an older layout carries an older :data:`SCHEMA_VERSION` in
+``proj_tracking``: writers refold it, readers refuse it (see :mod:`.tracking`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from sqlalchemy import (
     Column,
     Date,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
@@ -23,13 +27,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from .fold import NUMERIC
+from .fold import COUNTS, MONEY
+
+# The layout of the proj_* tables. Raise it whenever a table or a column changes, or what
+# the fold writes into them: stores projected with an older layout are refolded by writers.
+# 1: the layout before this number was kept (32-bit counts, money as String(64)).
+SCHEMA_VERSION = 2
 
 
 class Money(TypeDecorator):
     """Exact decimal money stored as text: SQLite has no exact decimal type, so no float ever."""
 
-    impl = String(64)
+    impl = Text  # any amount the domain accepts, however many digits
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
@@ -46,6 +55,7 @@ tracking = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("position", BigInteger, nullable=False),
+    Column("schema_version", BigInteger, nullable=False),
 )
 
 issuances = Table(
@@ -56,10 +66,10 @@ issuances = Table(
     Column("title", Text, nullable=False),
     Column("body", String(32), nullable=False),
     Column("resolved_on", Date, nullable=False),
-    Column("max_rights", Integer),
+    Column("max_rights", BigInteger),
     Column("decided_on", Date),
-    Column("rights", Integer),
-    Column("shares_per_right", Integer),
+    Column("rights", BigInteger),
+    Column("shares_per_right", BigInteger),
     Column("share_class", Text),
     Column("price_per_right", Money),
     Column("currency", String(3)),
@@ -68,7 +78,7 @@ issuances = Table(
     Column("exercise_from", Date),
     Column("exercise_to", Date),
     Column("exercisable_only_after_departure", Boolean),
-    Column("exercise_window_days_after_departure", Integer),
+    Column("exercise_window_days_after_departure", BigInteger),
     Column("expired_on", Date),
 )
 
@@ -78,7 +88,7 @@ adjustments = Table(
     Column("position", BigInteger, primary_key=True),
     Column("issuance", Text, nullable=False),
     Column("effective_on", Date, nullable=False),
-    Column("ratio", String(64), nullable=False),
+    Column("ratio", Text, nullable=False),
     Index("ix_proj_adjustments_issuance", "issuance", "effective_on"),
 )
 
@@ -103,14 +113,8 @@ holdings = Table(
     Column("grp", Text, nullable=False),
     Column("last_allot_on", Date, nullable=False),
     Column("last_allot_pos", BigInteger, nullable=False),
-    Column("allotted", Integer, nullable=False),
-    Column("exercised", Integer, nullable=False),
-    Column("forfeited", Integer, nullable=False),
-    Column("expired", Integer, nullable=False),
-    Column("shares_delivered", BigInteger, nullable=False),
-    Column("amount_offset", Money, nullable=False),
-    Column("amount_paid", Money, nullable=False),
-    Column("exercise_price_paid", Money, nullable=False),
+    *(Column(f, BigInteger, nullable=False) for f in COUNTS),
+    *(Column(f, Money, nullable=False) for f in MONEY),
     Column("currency", String(3), nullable=False),
     Index("ix_proj_holdings_date", "effective_on"),
 )
@@ -133,7 +137,7 @@ allotments = Table(
     Column("issuance", Text, nullable=False),
     Column("holder", Text, nullable=False),
     Column("allotted_on", Date, nullable=False),
-    Column("rights", Integer, nullable=False),
+    Column("rights", BigInteger, nullable=False),
     Column("payment", String(16), nullable=False),
     Column("amount", Money, nullable=False),
     Index("ix_proj_allotments_holding", "issuance", "holder", "allotted_on"),
@@ -149,5 +153,3 @@ departures = Table(
 # Tables a rebuild empties and refills (tracking is reset, not dropped).
 READ_MODELS = (issuances, adjustments, share_terms, holdings, holding_keys, allotments, departures)
 
-# The cumulative figures of a holding row: the fold defines them, the table stores them.
-HOLDING_FIGURES = NUMERIC

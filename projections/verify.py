@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from sqlalchemy import select
 
-from ..ledger.terms import terms_in_force
 from . import schema as t
+from .errors import REBUILD
 from .fold import (
-    NUMERIC,
+    FIGURES,
     Adjustment,
     Allotment,
     Departure,
@@ -33,6 +33,8 @@ from .fold import (
     Replay,
     effects,
 )
+from .replay import replay_holdings  # noqa: F401  (cli/main.py imports it from here until rewired)
+from .share_terms import share_terms_rows
 
 PAGE = 5000  # rows per fetch when streaming the projection tables
 
@@ -72,8 +74,8 @@ class _Fold:
             if isinstance(eff, HoldingDelta):
                 self.replay.apply(eff)
                 w = _weight(eff.issuance, eff.holder, eff.effective_on)
-                acc = self.acc.setdefault((eff.issuance, eff.holder), [0] * len(NUMERIC))
-                for i, f in enumerate(NUMERIC):
+                acc = self.acc.setdefault((eff.issuance, eff.holder), [0] * len(FIGURES))
+                for i, f in enumerate(FIGURES):
                     v = getattr(eff, f)
                     if v:
                         acc[i] += w * v
@@ -90,22 +92,31 @@ class _Fold:
 
 
 def verify_projections(
-    ledger: Any, conn: Any, upto: int, progress: Callable[[int], None] | None = None
+    log: Any, conn: Any, upto: int, progress: Callable[[int], None] | None = None
 ) -> ProjectionFinding | None:
-    """Compare every projection table with a replay of the events up to position `upto`."""
+    """Compare every projection table (read on `conn`) with a replay of the events of `log`
+    (anything with ``iter_events()``) up to `upto`, the projections' tracking position."""
     with localcontext() as ctx:
         ctx.prec = 200  # weighted sums of money stay exact
         fold = _Fold()
         n = 0
-        for position, event in ledger.iter_events():
+        last = 0
+        for position, event in log.iter_events():
             if position > upto:
+                last = position
                 break
             fold.feed(position, event)
+            last = position
             n += 1
             if progress is not None and n % 5000 == 0:
                 progress(5000)
         if progress is not None:
             progress(n % 5000)
+        if upto > last:
+            return ProjectionFinding(
+                "proj_tracking", f"position {upto}",
+                f"claims events past the head of the log ({last}); run {REBUILD}",
+            )
         return (
             _check_holdings(conn, fold)
             or _check_holding_keys(conn, fold)
@@ -134,11 +145,11 @@ def _check_holdings(conn: Any, fold: _Fold) -> ProjectionFinding | None:
         expected = fold.acc.get(key)
         if expected is None:
             return ProjectionFinding("proj_holdings", where, "has rows but no event made them")
-        for i, f in enumerate(NUMERIC):
+        for i, f in enumerate(FIGURES):
             if acc[i] != expected[i]:
                 return ProjectionFinding("proj_holdings", where, f"{f} differs from the events on some date")
         final = fold.replay.holdings[key]
-        for f in ("name", "grp", "currency", *NUMERIC):
+        for f in ("name", "grp", "currency", *FIGURES):
             if last[f] != final[f]:
                 return ProjectionFinding(
                     "proj_holdings", where, f"latest {f} is {last[f]!r}, the events give {final[f]!r}"
@@ -153,10 +164,10 @@ def _check_holdings(conn: Any, fold: _Fold) -> ProjectionFinding | None:
                 bad = close(key, prev, acc)
                 if bad:
                     return bad
-            key, prev, acc = k, None, [0] * len(NUMERIC)
+            key, prev, acc = k, None, [0] * len(FIGURES)
             seen.add(k)
         w = _weight(k[0], k[1], row["effective_on"])
-        for i, f in enumerate(NUMERIC):
+        for i, f in enumerate(FIGURES):
             diff = row[f] - (prev[f] if prev is not None else 0)
             if diff:
                 acc[i] += w * diff
@@ -215,18 +226,12 @@ def _check_share_terms(conn: Any, fold: _Fold) -> ProjectionFinding | None:
             (r["effective_on"], Fraction(r["spr_num"], r["spr_den"]), r["exercise_price"])
         )
     for issuance, info in sorted(fold.replay.issuances.items()):
-        if info.get("shares_per_right") is None:
-            expected: list[tuple[date, Fraction, Decimal]] = []
-        else:
-            adj = sorted(fold.replay.adjustments.get(issuance, []))
-            steps = terms_in_force(
-                info["shares_per_right"], info["exercise_price_per_share"], info["currency"],
-                [(o, r) for o, _p, r in adj],
+        expected: list[tuple[date, Fraction, Decimal]] = []
+        if info.get("shares_per_right") is not None:
+            expected = share_terms_rows(
+                info["resolved_on"], info["shares_per_right"], info["exercise_price_per_share"],
+                info["currency"], [(d, r) for d, _p, r in sorted(fold.replay.adjustments.get(issuance, []))],
             )
-            rows = {info["resolved_on"].toordinal(): (Fraction(info["shares_per_right"]), info["exercise_price_per_share"])}
-            for o, spr, price in steps:
-                rows[o] = (spr, price)
-            expected = [(date.fromordinal(o), *rows[o]) for o in sorted(rows)]
         if stored.pop(issuance, []) != expected:
             return ProjectionFinding("proj_share_terms", issuance, "terms in force differ from the events")
     if stored:
@@ -256,22 +261,3 @@ def _check_departures(conn: Any, fold: _Fold) -> ProjectionFinding | None:
         return ProjectionFinding("proj_departures", f"holder {diff[0][0]}", "differs from the events")
     return None
 
-
-def replay_holdings(events: Iterable[tuple[int, Any]], as_of: date | None, by: str = "person") -> list[dict[str, Any]]:
-    """Holdings computed from the raw events alone (no projection table), for `audit replay`."""
-    from .report import holdings
-
-    r = Replay(as_of)
-    for position, event in events:
-        r.feed(position, event)
-    spr: dict[str, Fraction] = {}
-    for issuance, info in r.issuances.items():
-        if info.get("shares_per_right") is None:
-            continue
-        adj = sorted(r.adjustments.get(issuance, []))
-        steps = terms_in_force(
-            info["shares_per_right"], info["exercise_price_per_share"], info["currency"],
-            [(o, ratio) for o, _p, ratio in adj],
-        )
-        spr[issuance] = steps[-1][1] if steps else Fraction(info["shares_per_right"])
-    return holdings(r.holdings.values(), spr, by=by)

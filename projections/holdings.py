@@ -1,37 +1,29 @@
-"""Holdings and register rows as pure functions of holding rows and terms in force.
+"""Holdings rows (by person, group or issuance) as pure functions of holding rows and terms.
 
-The same functions serve the SQL projections (:mod:`.queries`) and the audit replay, so the
-JSON a user sees and the replay it is compared with are shaped by one piece of code.
+The same functions serve the SQL projections (:mod:`.queries`) and the audit replay
+(:mod:`.replay`), so the JSON a user sees and the replay it is compared with are shaped by one
+piece of code.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
-ZERO = Decimal(0)
+from .fold import MONEY
 
-FIGURES = (
-    "rights_allotted",
-    "rights_exercised",
-    "rights_forfeited",
-    "rights_expired",
-    "rights_outstanding",
-    "shares_underlying",
-    "shares_delivered",
-    "amount_offset",
-    "exercise_price_paid",
-)
-MONEY = ("amount_offset", "exercise_price_paid")
+# The money among the figures a holdings row shows (holding_figures names them all).
+_MONEY_SHOWN = tuple(f for f in MONEY if f != "amount_paid")
 
 
 def outstanding(row: Mapping[str, Any]) -> int:
+    """Rights still held: allotted less exercised, forfeited and expired."""
     return row["allotted"] - row["exercised"] - row["forfeited"] - row["expired"]
 
 
 def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
-    """Contract figures of one holder in one issuance; shares floored per holding."""
+    """The figures a holdings row shows for one holding (from its cumulative row, see
+    :data:`.fold.FIGURES`), in the order shown; shares floored per holding."""
     out = outstanding(row)
     return {
         "rights_allotted": row["allotted"],
@@ -48,8 +40,8 @@ def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
 
 
 def _add(total: dict[str, Any], figures: Mapping[str, Any]) -> None:
-    for f in FIGURES:
-        total[f] += figures[f]
+    for f, v in figures.items():
+        total[f] += v
 
 
 # The row field a grouping keys on ("all" is the total line of a table: one key).
@@ -57,7 +49,7 @@ _KEY_FIELD = {"person": "holder", "group": "grp", "issuance": "issuance"}
 
 
 def _money_out(d: dict[str, Any]) -> dict[str, Any]:
-    for f in MONEY:
+    for f in _MONEY_SHOWN:
         d[f] = format(d[f], "f")
     return d
 
@@ -107,50 +99,3 @@ def holdings(
         out.append(_money_out({**head, **totals[key], "currency": key[1]}))
     return out
 
-
-def spr_json(spr: Fraction) -> int | str:
-    """Shares per right as JSON: an integer, or an exact fraction "200/3" after a 1/3 ratio."""
-    return spr.numerator if spr.denominator == 1 else f"{spr.numerator}/{spr.denominator}"
-
-
-def register(
-    info: Mapping[str, Any],
-    rows: Iterable[Mapping[str, Any]],
-    allotments: Iterable[Mapping[str, Any]],
-    spr: Fraction,
-    price: Decimal,
-) -> list[dict[str, Any]]:
-    """The register of stock acquisition rights (Companies Act art. 249) for one issuance."""
-    acquired: dict[str, list[str]] = {}
-    methods: dict[str, list[str]] = {}
-    paid: dict[str, Decimal] = {}
-    for a in allotments:
-        h = a["holder"]
-        day = a["allotted_on"].isoformat()
-        if day not in acquired.setdefault(h, []):
-            acquired[h].append(day)
-        if a["payment"] not in methods.setdefault(h, []):
-            methods[h].append(a["payment"])
-        paid[h] = paid.get(h, ZERO) + a["amount"]
-    out = []
-    for row in sorted(rows, key=lambda r: r["holder"]):
-        h = row["holder"]
-        out.append(
-            {
-                "holder": h,
-                "name": row["name"],
-                "group": row["grp"],
-                "rights_held": outstanding(row),
-                "rights_allotted": row["allotted"],
-                "shares_per_right": spr_json(spr),
-                "share_class": info["share_class"],
-                "exercise_price_per_share": format(price, "f"),
-                "exercise_from": info["exercise_from"].isoformat(),
-                "exercise_to": info["exercise_to"].isoformat(),
-                "acquired_on": sorted(acquired.get(h, [])),
-                "amount_paid": format(paid.get(h, ZERO), "f"),
-                "payment": sorted(methods.get(h, [])),
-                "currency": info["currency"],
-            }
-        )
-    return out
