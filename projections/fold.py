@@ -17,6 +17,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ..ledger.terms import TERMS_FIELDS
+
 ZERO = Decimal(0)
 
 
@@ -80,22 +82,6 @@ def event_type(event: Any) -> str:
     return type(event).__qualname__.rsplit(".", 1)[-1]
 
 
-# The fields of a TermsSet event, as proj_issuances keeps them. Their one home is the domain's
-# Terms value object: once ledger.terms exports TERMS_FIELDS, this constant becomes that import.
-TERMS_FIELDS = (
-    "decided_on",
-    "rights",
-    "shares_per_right",
-    "share_class",
-    "price_per_right",
-    "currency",
-    "exercise_price_per_share",
-    "allotment_date",
-    "exercise_from",
-    "exercise_to",
-    "exercisable_only_after_departure",
-    "exercise_window_days_after_departure",
-)
 
 
 def effects(position: int, event: Any) -> list[Any]:

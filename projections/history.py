@@ -23,7 +23,7 @@ EVENT_TYPES = {
     "Holder.Departed": ("holder_departed", "departed_on"),
 }
 _INTERNAL = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-_META = ("command_id", "actor", "reason")
+_META = ("command_id", "actor", "reason", "command_digest")
 
 
 def _json_value(v: Any) -> Any:
