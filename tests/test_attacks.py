@@ -218,7 +218,8 @@ POISON = [
     ("shares-per-right-1e20", {**f.terms("s2"), "id": "poison", "shares_per_right": 10**20}, ("shares_per_right",)),
     ("rights-times-shares-over-int64", {**f.terms("s2"), "id": "poison", "rights": 1_000_000,
                                         "shares_per_right": 10**13}, ("rights", "shares_per_right")),
-    ("rights-2-pow-63", {**f.allot("h3", 1), "id": "poison", "rights": 2**63}, ("rights",)),
+    # In the terms, where no rule caps it (an allotment this large is already over its terms).
+    ("rights-2-pow-63", {**f.terms("s2"), "id": "poison", "rights": 2**63, "shares_per_right": 1}, ("rights",)),
     ("money-29-digits", {**f.terms("s2"), "id": "poison", "price_per_right": "12345678901234567890123456789"},
      ("price_per_right",)),
     ("money-29-digits-fraction", {**f.terms("s2"), "id": "poison",
@@ -404,10 +405,10 @@ def test_no_control_text_or_markup_reaches_the_terminal(hostile_store, args):
     if args[0] == "register" and args[-1] == "table":
         title = BLINK_TITLE if args[1] == "s1" else CLOSE_TITLE
         assert title in text, text[:500]  # the literal text is visible, as text
-        assert "pwned" in text
     if args[0] == "history" and args[-1] == "json":
-        titles = {e.get("title") for e in json.loads(text) if e["type"] == "resolution_passed"}
-        assert titles == {BLINK_TITLE, CLOSE_TITLE}
+        passed = [e for e in json.loads(text) if e["type"] == "resolution_passed"]
+        assert {e.get("title") for e in passed} == {BLINK_TITLE, CLOSE_TITLE}
+        assert {e.get("issuer") for e in passed} == {ISSUER}
     if args[:2] == ["holdings", "--by"] and args[2] == "person" and args[-1] == "json":
         assert {r["name"] for r in json.loads(text)} == {NAME, CLOSE_TITLE}
 
