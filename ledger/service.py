@@ -67,6 +67,12 @@ class LedgerService:
     def __init__(self, uow: Any) -> None:
         self.uow = uow
 
+    def close(self) -> None:
+        """Release the store the unit of work holds open (none for one in memory)."""
+        close = getattr(self.uow, "close", None)
+        if close is not None:
+            close()
+
     # ------------------------------------------------------------------ lookups
     def issuance(self, issuance: str) -> Issuance:
         agg = self.uow.get(ids.issuance_id(issuance))

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from equity_ledger.ledger.application import BATCH_SIZE
+from equity_ledger.ledger.service import BATCH_SIZE
 from helpers import drop_pg_database, fresh_pg_database, run_cli, write_jsonl
 
 KILLS = int(os.environ.get("EQUITY_LEDGER_CRASH_KILLS", "10"))

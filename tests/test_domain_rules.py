@@ -1,6 +1,6 @@
 """Every rule of the contract ("Rules every command obeys", "Late entries"), one by one, fast.
 
-Each rule is exercised on a real :class:`Ledger` over a throw-away SQLite file, fed with command
+Each rule is exercised on the real service over a throw-away SQLite file, fed with command
 dicts exactly as a command file holds them (``tests/factories.py``), in two halves:
 
 * refused: the typed error class and its rule slug, and nothing stored (store head, aggregate
@@ -34,7 +34,8 @@ import pytest
 
 import factories as f
 from equity_ledger.ledger import errors as E
-from equity_ledger.ledger.application import CommandRefused, Ledger
+from equity_ledger.bootstrap import Books
+from equity_ledger.ledger.service import CommandRefused, LedgerService
 from equity_ledger.ledger.commands import MAX_LINE_BYTES, SCHEMAS, Command, parse_command, parse_line
 from equity_ledger.ledger.issuance import Issuance
 from equity_ledger.ledger.terms import TERMS_FIELDS, Terms
@@ -45,11 +46,11 @@ from equity_ledger.ledger.terms import TERMS_FIELDS, Terms
 
 
 class Book:
-    """A real Ledger on a temp SQLite file; commands numbered as lines of one command file."""
+    """The real service on a temp SQLite file; commands numbered as lines of one command file."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.ledger = Ledger(url)
+        self.ledger = Books(url).service
         self.line = 0
 
     def parse(self, dicts: Any) -> list[Command]:
@@ -61,11 +62,10 @@ class Book:
 
     def apply(self, *dicts: dict[str, Any]):
         report = self.ledger.apply(self.parse(dicts))
-        assert report.refused is None
         return report
 
     def events(self, kind: str | None = None) -> list[Any]:
-        evs = [e for _, e in self.ledger.iter_events()]
+        evs = [e for _, e in self.ledger.uow.log.iter_events()]
         return [e for e in evs if kind is None or type(e).__name__ == kind]
 
     def last(self, kind: str) -> Any:
@@ -73,7 +73,7 @@ class Book:
         assert evs, f"no {kind} event stored"
         return evs[-1]
 
-    def _versions(self, ledger: Ledger, d: dict[str, Any]) -> dict[str, int | None]:
+    def _versions(self, ledger: LedgerService, d: dict[str, Any]) -> dict[str, int | None]:
         """Versions of the aggregates the command names (None: not on record)."""
         out: dict[str, int | None] = {}
         if "issuance" in d:
@@ -88,9 +88,9 @@ class Book:
 
     def refuse(self, d: dict[str, Any], error: type[E.Refused]) -> CommandRefused:
         """Apply `d`, expect the typed refusal `error`, and check that nothing was stored."""
-        head = self.ledger.head_position()
+        head = self.ledger.uow.log.head_position()
         versions = self._versions(self.ledger, d)
-        digests = self.ledger.recorder.command_digests([d["id"]])
+        digests = self.ledger.uow.log.command_digests([d["id"]])
         with pytest.raises(CommandRefused) as info:
             self.ledger.apply(self.parse([d]))
         refused = info.value
@@ -99,12 +99,12 @@ class Book:
         assert f"[{error.rule}]" in str(refused) and f"id {d['id']}" in str(refused)
         assert "\n" not in str(refused)  # one line for the user
         # Nothing stored: no event, no command id, the aggregates untouched (memory and store).
-        assert self.ledger.head_position() == head
-        assert self.ledger.recorder.command_digests([d["id"]]) == digests
+        assert self.ledger.uow.log.head_position() == head
+        assert self.ledger.uow.log.command_digests([d["id"]]) == digests
         assert self._versions(self.ledger, d) == versions
-        fresh = Ledger(self.url)
+        fresh = Books(self.url).service
         try:
-            assert fresh.head_position() == head
+            assert fresh.uow.log.head_position() == head
             assert self._versions(fresh, d) == versions
         finally:
             fresh.close()
@@ -410,7 +410,7 @@ def test_apply_stops_at_the_first_refusal_keeping_the_commands_before(book: Book
     with pytest.raises(CommandRefused) as info:
         book.ledger.apply(book.parse([*setup(), good, bad, after]))
     assert info.value.rule == "over-outstanding" and f"line {book.line - 1}" in str(info.value)
-    digests = book.ledger.recorder.command_digests([good["id"], bad["id"], after["id"]])
+    digests = book.ledger.uow.log.command_digests([good["id"], bad["id"], after["id"]])
     assert set(digests) == {good["id"]}
     assert [e.holder for e in book.events("RightsAllotted")] == ["h1"]
     book.apply(f.exercise("h1", 10), after)
@@ -610,13 +610,13 @@ def _reordered(d: dict[str, Any]) -> dict[str, Any]:
 def test_reapplying_the_same_commands_is_skipped(book: Book) -> None:
     cmds = [*setup(), f.allot("h1", 10), f.exercise("h1", 2), f.adjust("2", on="2030-01-01")]
     book.apply(*cmds)
-    head = book.ledger.head_position()
+    head = book.ledger.uow.log.head_position()
     report = book.apply(*[_reordered(c) for c in cmds])  # key order does not matter
     assert (report.applied, report.skipped, report.events) == (0, len(cmds), 0)
     fresh = Book(book.url)  # also from the store, not only the ledger's memory
     report = fresh.apply(*cmds)
     assert (report.applied, report.skipped) == (0, len(cmds))
-    assert fresh.ledger.head_position() == book.ledger.head_position() == head
+    assert fresh.ledger.uow.log.head_position() == book.ledger.uow.log.head_position() == head
     fresh.ledger.close()
 
 
@@ -645,11 +645,11 @@ def test_same_id_with_other_content_is_refused(book: Book, change: dict[str, Any
     book.apply(*setup())
     other = {**a, **change}
     if same_run:
-        head = book.ledger.head_position()
+        head = book.ledger.uow.log.head_position()
         with pytest.raises(CommandRefused) as info:
             book.ledger.apply(book.parse([a, other]))
         assert type(info.value.error) is E.IdReused and info.value.rule == "id-reused-with-other-content"
-        assert book.ledger.head_position() > head  # the first one stays applied
+        assert book.ledger.uow.log.head_position() > head  # the first one stays applied
         assert len(book.events("RightsAllotted")) == 1
     else:
         book.apply(a)

@@ -25,7 +25,8 @@ import pytest
 
 import factories as f
 from equity_ledger.ledger import errors as E
-from equity_ledger.ledger.application import Ledger
+from equity_ledger.bootstrap import Books
+from equity_ledger.ledger.service import LedgerService as Ledger
 from equity_ledger.ledger.commands import MAX_LINE_BYTES, parse_command, parse_line, read_commands
 from equity_ledger.ledger.issuance import EntryKind, HolderAccount, Issuance, TimelineEntry
 from equity_ledger.ledger.terms import TERMS_FIELDS, Terms
@@ -96,14 +97,14 @@ def test_a_huge_json_integer_anywhere_is_out_of_range(raw: str) -> None:
 
 def test_the_figures_at_the_limit_are_exact(tmp_path: Path) -> None:
     """Amounts and prices paid are exact products, with the decimals of their price."""
-    ledger = Ledger(f"sqlite:///{tmp_path}/l.sqlite")
+    ledger = Books(f"sqlite:///{tmp_path}/l.sqlite").service
     try:
         cmds = [f.resolution("s1"),
                 f.terms(rights=10, shares_per_right=1, price_per_right="0.922337203685477580",
                         exercise_price_per_share="0.922337203685477580"),
                 f.allot("h1", 10), f.exercise("h1", 10)]
         ledger.apply(parse_command(c, line=n) for n, c in enumerate(cmds, 1))
-        events = {type(e).__name__: e for _, e in ledger.iter_events()}
+        events = {type(e).__name__: e for _, e in ledger.uow.log.iter_events()}
         assert str(events["RightsAllotted"].amount) == "9.223372036854775800"
         assert str(events["RightsExercised"].exercise_price_paid) == "9.223372036854775800"
         over = f.terms("s2", rights=10, shares_per_right=1, price_per_right="0.922337203685477581")
@@ -119,7 +120,7 @@ def test_the_figures_at_the_limit_are_exact(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("window", [10, MAX])
 def test_a_window_ending_beyond_date_max_does_not_overflow(tmp_path: Path, window: int) -> None:
-    ledger = Ledger(f"sqlite:///{tmp_path}/l.sqlite")
+    ledger = Books(f"sqlite:///{tmp_path}/l.sqlite").service
     try:
         cmds = [f.resolution("s1"),
                 f.terms(exercise_to="9999-12-31", exercise_window_days_after_departure=window,
@@ -248,7 +249,7 @@ def test_the_terms_fields_are_one_list() -> None:
 
 
 def _busy_ledger(url: str) -> Ledger:
-    ledger = Ledger(url)
+    ledger = Books(url).service
     cmds = [f.resolution("s1"), f.terms(exercise_window_days_after_departure=10, currency="USD",
                                         exercise_price_per_share="0.75"),
             f.allot("h1", 10), f.allot("h2", 5, group="employee"), f.exercise("h1", 3),
@@ -259,8 +260,12 @@ def _busy_ledger(url: str) -> Ledger:
     return ledger
 
 
-def test_a_snapshot_stored_and_loaded_gives_the_same_aggregate(tmp_path: Path) -> None:
-    ledger = _busy_ledger(f"sqlite:///{tmp_path}/l.sqlite")
+def test_a_snapshot_stored_and_loaded_gives_the_same_aggregate(tmp_path: Path, monkeypatch) -> None:
+    from equity_ledger.ledger import unit_of_work
+
+    monkeypatch.setattr(unit_of_work, "SNAPSHOT_EVERY", 1)  # every aggregate gets its snapshot
+    url = f"sqlite:///{tmp_path}/l.sqlite"
+    ledger = _busy_ledger(url)
     try:
         iss = ledger.issuance("s1")
         assert isinstance(iss.terms, Terms)
@@ -268,18 +273,19 @@ def test_a_snapshot_stored_and_loaded_gives_the_same_aggregate(tmp_path: Path) -
         assert iss.holdings["h1"].timeline[0] == TimelineEntry(
             date(2020, 2, 1).toordinal(), 3, EntryKind.ALLOT, 10, False)
         assert iss.holdings["h2"].timeline[-1].all_outstanding is True
-        mapper = ledger.app.mapper
+        mapper = ledger.uow.app.mapper
         for agg in (iss, ledger.holder("h1")):
             snapshot = type(agg).Snapshot.take(agg)
             loaded = mapper.to_domain_event(mapper.to_stored_event(snapshot)).mutate(None)
             assert type(loaded) is type(agg)
             assert loaded.__dict__ == agg.__dict__
-        # Through the application's own snapshot store too.
-        ledger.app.snapshots.put([type(iss).Snapshot.take(iss)])
-        fresh = Ledger(ledger.config)
+        # Through the store: the sealed snapshot is what a fresh service loads (no warning).
+        assert ledger.uow.log.snapshot_row(iss.id).version == iss.version
+        warnings: list[str] = []
+        fresh = Books(url, warn=warnings.append).service
         try:
-            again = fresh.app.repository.get(iss.id)
-            assert again.__dict__ == iss.__dict__
+            again = fresh.issuance("s1")
+            assert again.__dict__ == iss.__dict__ and warnings == []
         finally:
             fresh.close()
     finally:
@@ -289,9 +295,9 @@ def test_a_snapshot_stored_and_loaded_gives_the_same_aggregate(tmp_path: Path) -
 def test_every_event_carries_the_digest_of_its_command(tmp_path: Path) -> None:
     ledger = _busy_ledger(f"sqlite:///{tmp_path}/l.sqlite")
     try:
-        events = [e for _, e in ledger.iter_events()]
+        events = [e for _, e in ledger.uow.log.iter_events()]
         ids = sorted({e.command_id for e in events})
-        digests = ledger.recorder.command_digests(ids)
+        digests = ledger.uow.log.command_digests(ids)
         assert len(events) > 10 and len(digests) == len(ids)
         for e in events:
             assert e.command_digest == digests[e.command_id], type(e).__qualname__

@@ -1,6 +1,6 @@
 """The product against an independent model of the contract (tests/model.py).
 
-a. A hypothesis state machine drives a real `Ledger` + `Projector` and the model side by side
+a. A hypothesis state machine drives the real service + `Projector` and the model side by side
    with random valid and invalid commands (late entries, same-date events, splits and
    consolidations, departures, "all" forfeits, expiry, re-applied and reused ids, malformed
    commands, reopening the store). After every step: accepted/refused agree, `holdings` by
@@ -41,12 +41,13 @@ from sqlalchemy import select
 import helpers
 from model import Model, Refused, UnknownIssuanceQuery
 
-from equity_ledger.ledger.application import CommandRefused, Ledger
+from equity_ledger.bootstrap import Books
+from equity_ledger.ledger.service import CommandRefused, LedgerService
 from equity_ledger.ledger.commands import parse_command
 from equity_ledger.ledger.errors import BadCommand, LedgerError, UnknownIssuance
 from equity_ledger.projections import schema
 from equity_ledger.projections.queries import holdings
-from equity_ledger.projections.runner import Projector
+from equity_ledger.projections.projector import Projector
 
 EXAMPLES = int(os.environ.get("EQUITY_LEDGER_HYPOTHESIS_EXAMPLES", "25"))
 SETTINGS = settings(
@@ -132,7 +133,7 @@ def check_invariants(projector: Projector, model: Model) -> None:
 # --------------------------------------------------------------------------- a store per run
 
 class Store:
-    """A Ledger and its Projector on a fresh SQLite file or PostgreSQL database."""
+    """The service and its Projector on a fresh SQLite file or PostgreSQL database."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
@@ -146,20 +147,12 @@ class Store:
         self.open()
 
     def open(self) -> None:
-        self.ledger = Ledger(self.url)
-        self.projector = Projector(self.ledger)
-        self.wire()
-
-    def wire(self) -> None:
-        """As `apply` in the CLI does: the projector folds what the ledger just stored (when
-        the product offers it); `catch_up` then finds nothing left to do."""
-        fold = getattr(self.projector, "fold_stored", None)
-        if self.fold_on_store and fold is not None:
-            self.ledger.on_stored = fold
+        self.books = Books(self.url)
+        self.ledger = self.books.service
+        self.projector = self.books.projector
 
     def close(self) -> None:
-        self.projector.close()
-        self.ledger.close()
+        self.books.close()
 
     def reopen(self) -> None:
         self.close()
@@ -175,7 +168,8 @@ class Store:
                 helpers.drop_pg_database(self.pg_name)
 
 
-def apply_both(ledger: Ledger, projector: Projector, model: Model, cmd: dict[str, Any]) -> str:
+def apply_both(ledger: LedgerService, projector: Projector, model: Model, cmd: dict[str, Any],
+               fold: bool = False) -> str:
     """Apply one command to the product and the model; they must agree. Returns the outcome."""
     try:
         expected = model.apply(cmd)
@@ -184,7 +178,10 @@ def apply_both(ledger: Ledger, projector: Projector, model: Model, cmd: dict[str
     else:
         why = ""
     try:
-        report = ledger.apply([parse_command(cmd, actor="model-test")])
+        # fold: as `apply` does, the projector folds what the service just stored; the
+        # catch-up below then finds nothing left to do.
+        report = ledger.apply([parse_command(cmd, actor="model-test")],
+                              projections=projector if fold else None)
     except (CommandRefused, BadCommand) as e:
         actual, detail = "refused", str(e)
     else:
@@ -197,8 +194,8 @@ def apply_both(ledger: Ledger, projector: Projector, model: Model, cmd: dict[str
     return actual
 
 
-def apply_batch_both(ledger: Ledger, projector: Projector, model: Model,
-                     cmds: list[dict[str, Any]]) -> list[str]:
+def apply_batch_both(ledger: LedgerService, projector: Projector, model: Model,
+                     cmds: list[dict[str, Any]], fold: bool = False) -> list[str]:
     """Several commands in one `apply` (one transaction, parsed lazily as from a file): the
     product stops at the first refused one and keeps those before it, like the model."""
     expected: list[str] = []
@@ -209,8 +206,8 @@ def apply_batch_both(ledger: Ledger, projector: Projector, model: Model,
             expected.append(f"refused ({e})")
             break
     try:
-        report = ledger.apply(parse_command(c, line=i + 1, actor="model-test")
-                              for i, c in enumerate(cmds))
+        report = ledger.apply((parse_command(c, line=i + 1, actor="model-test")
+                               for i, c in enumerate(cmds)), projections=projector if fold else None)
     except (CommandRefused, BadCommand) as e:
         refused = str(e)
     else:
@@ -321,14 +318,15 @@ class LedgerMachine(RuleBasedStateMachine):
     def send(self, cmd: dict[str, Any], probe_days: list[int], cid: str | None = None) -> None:
         cmd = self.with_id(cmd, cid)
         dates = self.model.event_dates()
-        outcome = apply_both(self.store.ledger, self.store.projector, self.model, cmd)
+        outcome = apply_both(self.store.ledger, self.store.projector, self.model, cmd,
+                             fold=self.store.fold_on_store)
         self.note(cmd, outcome, dates[-1] if dates else None)
         self.check(probe_days)
 
     def check(self, probe_days: list[int]) -> None:
         dates: list[date | None] = [None, *(BASE + timedelta(days=p) for p in sorted(set(probe_days)))]
         ledger, p = self.store.ledger, self.store.projector
-        stored = ledger.recorder.command_digests([c["id"] for c in self.sent])
+        stored = ledger.uow.log.command_digests([c["id"] for c in self.sent])
         assert set(stored) == set(self.model.applied), "stored command ids differ from the model's"
         incremental = answers(p, self.model, dates)
         check_invariants(p, self.model)
@@ -466,7 +464,6 @@ class LedgerMachine(RuleBasedStateMachine):
     @initialize(data=st.data(), s2=st.booleans(), fold_on_store=st.booleans())
     def setup(self, data: Any, s2: bool, fold_on_store: bool) -> None:
         self.store.fold_on_store = fold_on_store
-        self.store.wire()
         for issuance in ("s1", "s2") if s2 else ("s1",):
             self.send(data.draw(resolution_fields(issuance)), [])
             self.send(data.draw(terms_fields(issuance)), [])
@@ -527,7 +524,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 twice["reason"] = "again"
             cmds.append(twice)
         dates = self.model.event_dates()
-        outcomes = apply_batch_both(self.store.ledger, self.store.projector, self.model, cmds)
+        outcomes = apply_batch_both(self.store.ledger, self.store.projector, self.model, cmds,
+                                    fold=self.store.fold_on_store)
         for i, cmd in enumerate(cmds):  # all of them: the stored ids are checked against these
             self.note(cmd, outcomes[i] if i < len(outcomes) else "not-reached",
                       dates[-1] if dates else None)
@@ -535,7 +533,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(probe=probes)
     def reopen(self, probe: list[int]) -> None:
-        """A fresh Ledger and Projector over the same store (aggregates reloaded from it)."""
+        """A fresh service and Projector over the same store (aggregates reloaded from it)."""
         self.store.reopen()
         self.check(probe)
 
@@ -619,8 +617,8 @@ def scenario() -> list[tuple[dict[str, Any], str]]:
 
 def test_every_day_as_of_equals_the_model(store_url: str) -> None:
     model = Model()
-    ledger = Ledger(store_url)
-    projector = Projector(ledger)
+    books = Books(store_url)
+    ledger, projector = books.service, books.projector
     try:
         for cmd, expected in scenario():
             assert apply_both(ledger, projector, model, cmd) == expected, cmd
@@ -630,5 +628,4 @@ def test_every_day_as_of_equals_the_model(store_url: str) -> None:
         answers(projector, model, [None, *every_day])
         check_invariants(projector, model)
     finally:
-        projector.close()
-        ledger.close()
+        books.close()

