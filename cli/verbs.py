@@ -12,10 +12,11 @@ from typing import Any, Optional
 
 import typer
 
-from . import render
-from .context import opened
 from ..ledger.commands import parse_command
-from .main import _state, app, apply_commands, handled
+from . import render
+from .app import app, db_url, handled
+from .apply import apply_commands
+from .context import opened
 
 resolution_app = typer.Typer(no_args_is_help=True, help="Resolutions authorising an issuance.")
 terms_app = typer.Typer(no_args_is_help=True, help="The terms of an issuance.")
@@ -45,7 +46,7 @@ def submit(ctype: str, fields: dict[str, Any], cid: Optional[str], actor: Option
         obj["reason"] = reason
     # Through JSON and back: the verb's command is exactly what the same line of a file would be.
     cmd = parse_command(json.loads(json.dumps(obj)))
-    with opened(_state["db"]) as store:
+    with opened(db_url()) as store:
         report = apply_commands(store, [cmd])
     if report.skipped:
         render.out(f"already applied: {ctype} (id {obj['id']}); nothing changed")
