@@ -1,4 +1,9 @@
-"""Output: rich tables (aligned for East Asian widths), JSON arrays and guarded CSV."""
+"""Output: rich tables (aligned for East Asian widths), JSON arrays, guarded CSV, messages.
+
+Text from the store (names, titles, issuers, ids, reasons, actors) is data, never instructions
+to the terminal: every path here shows control characters as visible escapes (``\\x1b``,
+``\\u202e``) and never lets rich interpret markup (``[bold]``, ``[link=...]``) in it.
+"""
 
 from __future__ import annotations
 
@@ -6,50 +11,116 @@ import csv
 import io
 import json
 import sys
+import unicodedata
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 # CSV cells starting with these are formulas to a spreadsheet: neutralised with a quote.
 _FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 
+# Characters that reorder or hide what follows them on a terminal: the bidi embeddings,
+# overrides and isolates, and the implicit marks.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Categories of characters never written as such: C0/DEL/C1 controls, lone surrogates (they
+# cannot even be encoded), line and paragraph separators.
+_UNSAFE_CATEGORIES = frozenset(("Cc", "Cs", "Zl", "Zp"))
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
+
+def _unsafe(c: str) -> bool:
+    if " " <= c <= "~":
+        return False
+    return c in _BIDI or unicodedata.category(c) in _UNSAFE_CATEGORIES
+
+
+def _escape(c: str) -> str:
+    if c in _NAMED:
+        return _NAMED[c]
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(value: Any, newlines: bool = False) -> str:
+    """Text fit for a terminal: control, bidi and separator characters shown as escapes.
+
+    With ``newlines`` a line feed is kept (multi-line messages of our own); everything else
+    that could move the cursor, change colours, open a hyperlink or reorder the line is
+    written as visible text such as ``\\x1b`` or ``\\u202e``.
+    """
+    text = "" if value is None else str(value)
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        _escape(c) if _unsafe(c) and not (newlines and c == "\n") else c for c in text
+    )
+
+
+# ------------------------------------------------------------------------------------- JSON
 def to_json(rows: Any) -> str:
-    return json.dumps(rows, ensure_ascii=False, indent=2)
+    """A JSON document with the same values, safe to print.
+
+    json.dumps escapes only C0 controls; DEL, C1 controls, bidi characters, separators and
+    lone surrogates are escaped here as ``\\uXXXX`` (each can only occur inside a JSON string,
+    so the document stays valid and decodes to the same values).
+    """
+    text = json.dumps(rows, ensure_ascii=False, indent=2)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return "".join(f"\\u{ord(c):04x}" if _unsafe(c) and c != "\n" else c for c in text)
 
 
+# -------------------------------------------------------------------------------------- CSV
 def csv_cell(value: Any) -> str:
+    """One CSV cell: control characters escaped, a leading formula character neutralised."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         value = ";".join(str(v) for v in value)
-    text = str(value)
+    text = safe_text(value)
     if text.startswith(_FORMULA_LEAD):
         return "'" + text
     return text
 
 
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """CSV with a header line: the given columns, else the first row's keys."""
     buf = io.StringIO()
     cols = list(columns or (rows[0].keys() if rows else []))
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
+    w.writerow([csv_cell(c) for c in cols])
     for r in rows:
         w.writerow([csv_cell(r.get(c)) for c in cols])
     return buf.getvalue()
 
 
-def _console(stderr: bool = False):
+def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """Print rows as CSV on stdout."""
+    sys.stdout.write(to_csv(rows, columns))
+
+
+def write_json(rows: Any) -> None:
+    """Print a value as a JSON document on stdout."""
+    sys.stdout.write(to_json(rows) + "\n")
+
+
+# ----------------------------------------------------------------------------------- tables
+def console(stderr: bool = False) -> Any:
+    """A rich console that never interprets markup, emoji codes or highlighting in strings."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty()
     # Off a terminal (a pipe, a file, a test) there is no width to fit: never wrap a table.
-    return Console(file=stream, width=None if tty else 250, highlight=False, soft_wrap=not tty)
+    return Console(
+        file=stream, width=None if tty else 250, soft_wrap=not tty,
+        markup=False, emoji=False, highlight=False,
+    )
 
 
 def number(value: Any) -> str:
+    """A figure for a table: thousands separators; fractions such as "200/3" as they are."""
     if isinstance(value, bool) or value is None:
         return "" if value is None else ("yes" if value else "no")
     if isinstance(value, int):
@@ -60,15 +131,16 @@ def number(value: Any) -> str:
         try:
             d = Decimal(value)
         except Exception:
-            return value
-        return f"{d:,}" if "/" not in value else value
-    return str(value)
+            return safe_text(value)
+        return f"{d:,}" if "/" not in value else safe_text(value)
+    return safe_text(value)
 
 
-def safe_text(value: Any) -> str:
-    """Text for a terminal: control characters shown as escapes, markup never interpreted."""
-    text = "" if value is None else str(value)
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+def plain(value: Any, style: str = "") -> Any:
+    """A rich Text of data: escaped, and never parsed as markup."""
+    from rich.text import Text
+
+    return Text(safe_text(value), style=style)
 
 
 def table(
@@ -78,27 +150,53 @@ def table(
     footer: Iterable[dict[str, Any]] = (),
     caption: str | None = None,
 ) -> None:
-    """Print a rich table; columns are (key, header, numeric)."""
+    """Print a rich table; columns are (key, header, numeric). Every string is plain text."""
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(title=title, caption=caption, show_lines=False, title_justify="left", caption_justify="left")
+    t = Table(
+        title=plain(title) if title is not None else None,
+        caption=plain(caption) if caption is not None else None,
+        show_lines=False, title_justify="left", caption_justify="left",
+    )
     for _key, header, numeric in columns:
-        t.add_column(header, justify="right" if numeric else "left", no_wrap=numeric)
+        t.add_column(plain(header), justify="right" if numeric else "left", no_wrap=numeric)
+
+    def cells(r: dict[str, Any], style: str = "") -> list[Text]:
+        return [Text(number(r.get(k)) if num else safe_text(r.get(k)), style=style) for k, _h, num in columns]
+
     for r in rows:
-        t.add_row(*(Text(number(r.get(k)) if num else safe_text(r.get(k))) for k, _h, num in columns))
+        t.add_row(*cells(r))
     footer = list(footer)
     if footer:
         t.add_section()
         for r in footer:
-            t.add_row(*(Text(number(r.get(k)) if num else safe_text(r.get(k)), style="bold") for k, _h, num in columns))
-    _console().print(t)
+            t.add_row(*cells(r, "bold"))
+    console().print(t)
 
 
+def progress(label: str, total: int | None, work: Callable[[Callable[[int], None]], Any],
+             show: bool | None = None, bytes_: bool = False) -> Any:
+    """Run ``work(advance)`` with a progress bar on stderr (by default when it is a terminal)."""
+    if not (sys.stderr.isatty() if show is None else show):
+        return work(lambda n: None)
+    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    count = DownloadColumn() if bytes_ else MofNCompleteColumn()
+    with Progress(TextColumn(safe_text(label), markup=False), BarColumn(), count, TimeRemainingColumn(),
+                  console=console(stderr=True), transient=True) as bar:
+        task = bar.add_task(safe_text(label), total=total)
+        return work(lambda n: bar.advance(task, n))
+
+
+# --------------------------------------------------------------------------------- messages
 def out(text: str) -> None:
+    """A message on stdout; lines of our own are kept, any other control is escaped."""
+    text = safe_text(text, newlines=True)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def err(text: str) -> None:
-    """One line on stderr (a message never spans lines: newlines in user text are escaped)."""
-    sys.stderr.write(text.replace("\r", "\\r").replace("\n", "\\n") + "\n")
+    """One line on stderr: a message never spans lines, every control character is escaped."""
+    sys.stderr.write(safe_text(text) + "\n")

@@ -3,19 +3,23 @@
 Each verb builds the same JSON object a command-file line would hold (options named after the
 fields) and applies it through the same service as `apply`; only the options given are put in
 the object, so its content digest (idempotency) is the same as the equivalent file line.
+Without `--id` the id is derived from the command's type and fields (not its actor or reason),
+so running the same verb twice records it once.
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
+import json
 from typing import Any, Optional
 
 import typer
 
-from . import render
-from .context import opened
 from ..ledger.commands import parse_command
-from .main import _state, app, apply_commands, handled
+from . import render
+from .app import app, db_url, handled
+from .apply import apply_commands
+from .context import opened
 
 resolution_app = typer.Typer(no_args_is_help=True, help="Resolutions authorising an issuance.")
 terms_app = typer.Typer(no_args_is_help=True, help="The terms of an issuance.")
@@ -28,29 +32,43 @@ app.add_typer(rights_app, name="rights")
 app.add_typer(holder_app, name="holder")
 app.add_typer(shares_app, name="shares")
 
-ID = typer.Option(None, "--id", help="Command id (default: a new UUID). Re-running the same id is a no-op.")
+ID = typer.Option(None, "--id", help="Command id (default: derived from the type and fields). "
+                                     "Re-running the same id with the same content is a no-op.")
 ACTOR = typer.Option(None, "--actor", help="Who asks for it (default: the OS user).")
 REASON = typer.Option(None, "--reason", help="Free text kept on the event.")
 
 
 def submit(ctype: str, fields: dict[str, Any], cid: Optional[str], actor: Optional[str], reason: Optional[str]) -> None:
     """Apply one command built from options, exactly as a line of a command file."""
-    import json
-
-    obj: dict[str, Any] = {"id": cid or str(uuid.uuid4()), "type": ctype}
-    obj.update({k: v for k, v in fields.items() if v is not None})
+    _require_utf8(dict(fields, id=cid, actor=actor, reason=reason))
+    given = {k: v for k, v in fields.items() if v is not None}
+    obj: dict[str, Any] = {"id": cid or content_id(ctype, given), "type": ctype}
+    obj.update(given)
     if actor is not None:
         obj["actor"] = actor
     if reason is not None:
         obj["reason"] = reason
     # Through JSON and back: the verb's command is exactly what the same line of a file would be.
     cmd = parse_command(json.loads(json.dumps(obj)))
-    with opened(_state["db"]) as store:
+    with opened(db_url()) as store:
         report = apply_commands(store, [cmd])
     if report.skipped:
         render.out(f"already applied: {ctype} (id {obj['id']}); nothing changed")
     else:
         render.out(f"applied {ctype} (id {obj['id']}), {report.events} events")
+
+
+def _require_utf8(options: dict[str, Any]) -> None:
+    # Bytes that are not UTF-8 reach Python as lone surrogates: no store can keep them.
+    for name, value in options.items():
+        if isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+            raise typer.BadParameter("not valid UTF-8", param_hint="--" + name.replace("_", "-"))
+
+
+def content_id(ctype: str, fields: dict[str, Any]) -> str:
+    """The id of a verb's command given without `--id`: its type and a digest of its fields."""
+    canonical = json.dumps({"type": ctype, **fields}, sort_keys=True, separators=(",", ":"))
+    return f"{ctype}-{hashlib.sha256(canonical.encode('ascii')).hexdigest()[:20]}"
 
 
 def _rights_or_all(value: str) -> Any:

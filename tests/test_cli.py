@@ -206,3 +206,16 @@ def test_rebuild_equals_incremental_and_catch_up_after_lag(store_url, tmp_path: 
     assert "up to date" in status.stdout
     assert run_cli("audit", "verify", db=store_url).code == 0
     assert run_cli("audit", "replay", "--as-of", "2021-06-30", db=store_url).code == 0
+
+
+def test_verbs_without_id_derive_it_from_the_content(sqlite_url):
+    resolution = ["resolution", "pass", "s1", "--issuer", "Example K.K.", "--body", "board_of_directors",
+                  "--resolved-on", "2020-01-10", "--title", "1st series"]
+    first = run_cli(*resolution, db=sqlite_url)
+    assert first.code == 0 and "applied pass_resolution" in first.stdout, first.stderr
+    again = run_cli(*resolution, db=sqlite_url)
+    assert again.code == 0 and "already applied" in again.stdout
+    other = run_cli(*resolution[:-1], "2nd series", db=sqlite_url)
+    assert other.code == 1 and "one-resolution-per-issuance" in other.stderr
+    hist = run_cli("history", "--format", "json", db=sqlite_url).json()
+    assert len([h for h in hist if h["type"] == "resolution_passed"]) == 1

@@ -1,0 +1,124 @@
+"""The typer app, its global `--db` option, shared option types and the error handling.
+
+Command modules import from here and register themselves on :data:`app`;
+:mod:`equity_ledger.cli.main` imports them all and runs the app. Nothing here imports a
+command module.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+from enum import Enum
+from typing import Any, Callable, Optional
+
+import typer
+
+from ..ledger.errors import LedgerError
+from . import render
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="An event-sourced ledger of equity awards (stock acquisition rights).",
+)
+
+
+class By(str, Enum):
+    person = "person"
+    group = "group"
+    issuance = "issuance"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class HistoryFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+_db: dict[str, Optional[str]] = {"url": None}
+
+
+@app.callback()
+def main(
+    db: Optional[str] = typer.Option(
+        None,
+        "--db",
+        help="SQLAlchemy URL of the store (default: $EQUITY_LEDGER_DB or sqlite:///equity-ledger.sqlite).",
+        show_default=False,
+    ),
+) -> None:
+    _db["url"] = db
+
+
+def db_url() -> Optional[str]:
+    """The `--db` given on the command line, or None (then the environment or the default)."""
+    return _db["url"]
+
+
+def _store_error(e: BaseException) -> bool:
+    import sqlite3
+
+    mods = ("eventsourcing", "sqlalchemy", "psycopg", "sqlite3", "psycopg_pool")
+    return isinstance(e, (sqlite3.Error, OSError)) or type(e).__module__.split(".")[0] in mods
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Expected errors become one line on stderr and exit 1; usage errors stay exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except LedgerError as e:
+            render.err(f"error: {e}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            render.err("interrupted: commands stored so far stay stored")
+            raise typer.Exit(130) from None
+        except Exception as e:
+            if not _store_error(e):
+                raise
+            from ..ledger.store import store_config
+
+            try:
+                where = store_config(db_url()).display
+            except LedgerError:
+                where = str(db_url())
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            render.err(f"error: cannot use store {where}: {first}")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def parse_date(value: Optional[str], option: str = "--as-of") -> Optional[date]:
+    """A YYYY-MM-DD option value (None stays None); anything else is a usage error."""
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"'{render.safe_text(value)}' is not a YYYY-MM-DD date",
+                                 param_hint=option) from None
+
+
+def warn_if_lagging(store: Any) -> None:
+    """Queries only read: when the projections lag the log, say so and name the cure."""
+    st = store.projector.status()
+    if st.lag:
+        render.err(
+            f"warning: the projections are {st.lag} events behind the log (position "
+            f"{st.position} of {st.head}); run `equity-ledger projections catch-up`"
+        )
