@@ -3,7 +3,7 @@
     python -m bench.compare_recorders [N]
 
 Applies N allotment commands (default 100,000; 1 issuance, 1,000 holders) through the real
-`Ledger` service (parsing, domain checks, batches of 2,000 commands per transaction) into a
+application service (`LedgerService`) (parsing, domain checks, batches of 2,000 commands per transaction) into a
 fresh SQLite file with:
 
 * eventsourcing's own `sqlite` recorder with our chain and command tables (what ships);
@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from equity_ledger.ledger.application import Ledger
+from equity_ledger.ledger.service import LedgerService
+from equity_ledger.ledger.unit_of_work import StoredUnitOfWork
 from equity_ledger.ledger.commands import parse_line
 from equity_ledger.ledger.store import StoreConfig, store_config
 
@@ -52,9 +53,9 @@ def run(variant: str, lines: list[bytes], folder: Path) -> tuple[float, int]:
         env.pop("APPLICATION_RECORDER_TOPIC")
     elif variant == "sqlalchemy-plain":
         env = {"PERSISTENCE_MODULE": "eventsourcing_sqlalchemy", "SQLALCHEMY_URL": f"sqlite:///{path}"}
-    ledger = Ledger(StoreConfig(cfg.url, cfg.kind, cfg.display, env))
+    ledger = LedgerService(StoredUnitOfWork(StoreConfig(cfg.url, cfg.kind, cfg.display, env)))
     if variant != "sqlite-chained":
-        ledger.recorder.command_digests = lambda ids: {}
+        ledger.uow.known_digests = lambda ids: {}
     start = time.perf_counter()
     report = ledger.apply(parse_line(raw, i + 1) for i, raw in enumerate(lines))
     took = time.perf_counter() - start
@@ -66,7 +67,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     lines = commands(n)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{n:,} commands through Ledger.apply, median of 3 runs")
+        print(f"{n:,} commands through LedgerService.apply, median of 3 runs")
         print(f"{'recorder':<18} {'commands/s':>12} {'events/s':>12}")
         for variant in ("sqlite-chained", "sqlite-plain", "sqlalchemy-plain"):
             try:

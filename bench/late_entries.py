@@ -18,9 +18,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from equity_ledger.ledger.application import Ledger
+from equity_ledger.bootstrap import Books
 from equity_ledger.ledger.commands import parse_command
-from equity_ledger.projections.runner import Projector
 
 
 def base(holders: int, per_holder: int) -> list[dict]:
@@ -47,8 +46,8 @@ def exercises(holders: int, day: str, tag: str) -> list[dict]:
 
 
 def measure(holders: int, per_holder: int, late: bool, folder: Path) -> tuple[float, float]:
-    ledger = Ledger(f"sqlite:///{folder}/late-{late}-{time.monotonic_ns()}.sqlite")
-    projector = Projector(ledger)
+    books = Books(f"sqlite:///{folder}/late-{late}-{time.monotonic_ns()}.sqlite")
+    ledger, projector = books.service, books.projector
     ledger.apply(parse_command(c) for c in base(holders, per_holder))
     projector.catch_up()
     middle = (date(2000, 1, 3) + timedelta(days=30 * (per_holder // 2))).isoformat()
@@ -59,8 +58,7 @@ def measure(holders: int, per_holder: int, late: bool, folder: Path) -> tuple[fl
     t1 = time.perf_counter()
     projector.catch_up()
     t2 = time.perf_counter()
-    projector.close()
-    ledger.close()
+    books.close()
     return holders / (t1 - t0), holders / (t2 - t1)
 
 

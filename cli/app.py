@@ -114,9 +114,9 @@ def parse_date(value: Optional[str], option: str = "--as-of") -> Optional[date]:
                                  param_hint=option) from None
 
 
-def warn_if_lagging(store: Any) -> None:
+def warn_if_lagging(view: Any) -> None:
     """Queries only read: when the projections lag the log, say so and name the cure."""
-    st = store.projector.status()
+    st = view.status
     if st.lag:
         render.err(
             f"warning: the projections are {st.lag} events behind the log (position "

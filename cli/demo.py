@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 from . import render
+from ..bootstrap import open_books
 from .app import app, db_url, handled
 from .apply import apply_file
-from .context import opened
 from .queries import holdings_rows, holdings_totals, print_holdings
 
 DEMO_FILE = "iij-2013-sar.jsonl"
 DEMO_ISSUANCE = "iij-2013-sar"
 DEMO_ALLOTMENT_DATE = date(2013, 7, 31)
+DEMO_URL = "sqlite:///equity-ledger-demo.sqlite"
 
 
 @app.command()
@@ -22,14 +24,18 @@ def demo() -> None:
     from importlib.resources import files
 
     sample = files("equity_ledger.ledger").joinpath("samples", DEMO_FILE)
-    with opened(db_url()) as store:
+    # The demo never takes over the user's own default store: alone, it has a file of its own.
+    url = db_url() or os.environ.get("EQUITY_LEDGER_DB") or DEMO_URL
+    with open_books(url) as books:
         with sample.open("rb") as source:
-            report = apply_file(store, source)
-        at_allotment = holdings_rows(store, "group", DEMO_ISSUANCE, DEMO_ALLOTMENT_DATE)
-        totals_then = holdings_totals(store, "group", DEMO_ISSUANCE, DEMO_ALLOTMENT_DATE)
-        today = date.today()
-        now = holdings_rows(store, "group", DEMO_ISSUANCE, today)
-        totals_now = holdings_totals(store, "group", DEMO_ISSUANCE, today)
+            report = apply_file(books, source)
+        with books.reading() as view:
+            at_allotment = holdings_rows(view, "group", DEMO_ISSUANCE, DEMO_ALLOTMENT_DATE)
+            totals_then = holdings_totals(view, "group", DEMO_ISSUANCE, DEMO_ALLOTMENT_DATE)
+            today = date.today()
+            now = holdings_rows(view, "group", DEMO_ISSUANCE, today)
+            totals_now = holdings_totals(view, "group", DEMO_ISSUANCE, today)
+        store = books
     render.out(
         "IIJ 2013 stock-compensation-type stock acquisition rights (seed: press release of "
         "2013-07-11)\n"

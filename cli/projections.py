@@ -6,7 +6,7 @@ import typer
 
 from . import render
 from .app import app, db_url, handled
-from .context import opened
+from ..bootstrap import open_books
 
 projections_app = typer.Typer(no_args_is_help=True, help="Read models: status, catch-up, rebuild.")
 app.add_typer(projections_app, name="projections")
@@ -16,9 +16,8 @@ app.add_typer(projections_app, name="projections")
 @handled
 def projections_status() -> None:
     """Position of the projections against the head of the log."""
-    with opened(db_url()) as store:
-        store.require_existing()
-        st = store.projector.status()
+    with open_books(db_url()) as books, books.reading() as view:
+        st = view.status
     state = "up to date" if st.lag == 0 else f"{st.lag} events behind"
     render.out(f"projections at position {st.position}, log head {st.head}: {state}")
 
@@ -27,11 +26,11 @@ def projections_status() -> None:
 @handled
 def projections_catch_up() -> None:
     """Fold the events recorded since the projections' position."""
-    with opened(db_url()) as store:
-        store.require_existing()
-        st = store.projector.status()
-        n = render.progress("catching up", st.lag, store.projector.catch_up)
-        st = store.projector.status()
+    with open_books(db_url()) as books:
+        books.require_existing()
+        st = books.projector.status()
+        n = render.progress("catching up", st.lag, books.projector.catch_up)
+        st = books.projector.status()
     render.out(f"folded {n} events; projections at position {st.position} of {st.head}")
 
 
@@ -39,8 +38,8 @@ def projections_catch_up() -> None:
 @handled
 def projections_rebuild() -> None:
     """Empty the read models and refold them from the first event."""
-    with opened(db_url()) as store:
-        store.require_existing()
-        head = store.ledger.head_position()
-        n = render.progress("rebuilding", head, store.projector.rebuild)
+    with open_books(db_url()) as books:
+        books.require_existing()
+        head = books.service.uow.log.head_position()
+        n = render.progress("rebuilding", head, books.projector.rebuild)
     render.out(f"rebuilt the projections from {n} events")

@@ -14,7 +14,7 @@ import typer
 
 from . import render
 from .app import By, Format, HistoryFormat, app, db_url, handled, parse_date, warn_if_lagging
-from .context import opened
+from ..bootstrap import open_books
 
 # (JSON key, table header, numeric?)
 HOLDING_COLUMNS = [
@@ -73,17 +73,16 @@ def when_text(day: Optional[date]) -> str:
 
 
 # ------------------------------------------------------------------------------- holdings
-def holdings_rows(store: Any, by: str, issuance: Optional[str], as_of: Optional[date]) -> list[dict[str, Any]]:
+def holdings_rows(view: Any, by: str, issuance: Optional[str], as_of: Optional[date]) -> list[dict[str, Any]]:
     """Holdings rows from the projections (`by` is person, group, issuance or all)."""
     from ..projections import queries
 
-    with store.projector.reader.connect() as conn:
-        return queries.holdings(conn, by, issuance, as_of)
+    return queries.holdings(view.conn, by, issuance, as_of)
 
 
-def holdings_totals(store: Any, by: str, issuance: Optional[str], as_of: Optional[date]) -> list[dict[str, Any]]:
+def holdings_totals(view: Any, by: str, issuance: Optional[str], as_of: Optional[date]) -> list[dict[str, Any]]:
     """The total lines of a holdings table: one per currency, keyed `all`."""
-    rows = holdings_rows(store, "all", issuance, as_of)
+    rows = holdings_rows(view, "all", issuance, as_of)
     if by != "group":
         for r in rows:
             r["holder"] = r["issuance"] = "all"
@@ -113,11 +112,10 @@ def holdings(
 ) -> None:
     """Holdings by person, group or issuance, now or as at a date."""
     day = parse_date(as_of)
-    with opened(db_url()) as store:
-        store.require_existing()
-        warn_if_lagging(store)
-        rows = holdings_rows(store, by.value, issuance, day)
-        totals = holdings_totals(store, by.value, issuance, day) if fmt == Format.table else None
+    with open_books(db_url()) as books, books.reading() as view:
+        warn_if_lagging(view)
+        rows = holdings_rows(view, by.value, issuance, day)
+        totals = holdings_totals(view, by.value, issuance, day) if fmt == Format.table else None
     scope = f"issuance {issuance}" if issuance else "all issuances"
     print_holdings(rows, by.value, fmt.value, f"Holdings by {by.value}, {scope}, {when_text(day)}", totals)
 
@@ -134,11 +132,9 @@ def register(
     from ..projections import queries
 
     day = parse_date(as_of)
-    with opened(db_url()) as store:
-        store.require_existing()
-        warn_if_lagging(store)
-        with store.projector.reader.connect() as conn:
-            info, rows = queries.register(conn, issuance, day)
+    with open_books(db_url()) as books, books.reading() as view:
+        warn_if_lagging(view)
+        info, rows = queries.register(view.conn, issuance, day)
     if fmt == Format.json:
         render.write_json(rows)
         return
@@ -172,9 +168,8 @@ def history(
     """Every stored event in store order, with its dates, figures, command id, actor and reason."""
     from ..projections.history import figures_text, history_rows
 
-    with opened(db_url()) as store:
-        store.require_existing()
-        rows = history_rows(store.ledger, issuance=issuance, holder=holder)
+    with open_books(db_url()) as books, books.reading() as view:
+        rows = history_rows(view.log, issuance=issuance, holder=holder)
         if fmt == HistoryFormat.json:
             render.write_json(list(rows))
             return

@@ -18,8 +18,7 @@ import typer
 from ..ledger.commands import parse_command
 from . import render
 from .app import app, db_url, handled
-from .apply import apply_commands
-from .context import opened
+from ..bootstrap import open_books
 
 resolution_app = typer.Typer(no_args_is_help=True, help="Resolutions authorising an issuance.")
 terms_app = typer.Typer(no_args_is_help=True, help="The terms of an issuance.")
@@ -50,8 +49,8 @@ def submit(ctype: str, fields: dict[str, Any], cid: Optional[str], actor: Option
         obj["reason"] = reason
     # Through JSON and back: the verb's command is exactly what the same line of a file would be.
     cmd = parse_command(json.loads(json.dumps(obj)))
-    with opened(db_url()) as store:
-        report = apply_commands(store, [cmd])
+    with open_books(db_url()) as books:
+        report = books.apply([cmd])
     if report.skipped:
         render.out(f"already applied: {ctype} (id {obj['id']}); nothing changed")
     else:

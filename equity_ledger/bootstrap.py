@@ -23,12 +23,14 @@ from .ledger.store import STORE_FORMAT, StoreConfig, events_table, load_ledger_k
 
 @dataclass
 class View:
-    """One consistent state of a store: a connection in a read transaction and its log."""
+    """One consistent state of a store: a connection in a read transaction, its log, and how
+    far the projections are (their tracking position against the log's head)."""
 
     conn: Connection
     log: LogReader
     config: StoreConfig
     key: bytes | None
+    status: Any
 
 
 class Books:
@@ -91,9 +93,8 @@ class Books:
             raise StoreUnavailable(f"{self.config.display} is not an equity-ledger store (it holds other tables)")
 
     # ------------------------------------------------------------------ reading
-    @contextmanager
-    def reading(self) -> Iterator[View]:
-        """One consistent, read-only state of the store (refuses a store that is not ours)."""
+    def require_existing(self) -> None:
+        """Upkeep of an existing store never creates one: a missing SQLite file is an error."""
         if self.config.kind == "sqlite":
             path = self.config.display
             if not os.path.exists(path):
@@ -104,15 +105,24 @@ class Books:
             _check_path(path)
             if os.path.getsize(path) == 0:
                 raise StoreUnavailable(f"{path} is not an equity-ledger store (an empty file)")
+
+    @contextmanager
+    def reading(self) -> Iterator[View]:
+        """One consistent, read-only state of the store (refuses a store that is not ours)."""
+        self.require_existing()
         if self._read_models is None:
             from .projections.reader import ReadModels
 
             self._read_models = ReadModels(self.config, readonly=True)
         try:
+            from .projections import tracking
+            from .projections.projector import Status
+
             with self._read_models.engine.connect() as conn, conn.begin() as txn:
                 log = LogReader(conn, self.config.kind)
                 _check_ours(log, self.config)
-                yield View(conn, log, self.config, self.key)
+                position = tracking.check_readable(conn).position
+                yield View(conn, log, self.config, self.key, Status(position, log.head_position()))
                 txn.rollback()
         except StoreUnavailable:
             raise

@@ -33,7 +33,6 @@ from .fold import (
     Replay,
     effects,
 )
-from .replay import replay_holdings  # noqa: F401  (cli/main.py imports it from here until rewired)
 from .share_terms import share_terms_rows
 
 PAGE = 5000  # rows per fetch when streaming the projection tables
