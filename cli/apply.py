@@ -65,8 +65,7 @@ def apply(
                     raise
                 # Stopped at a bad line: say what the commands before it did (they stay).
                 raise LedgerError(
-                    f"{e}; before it, {done.applied} commands were applied ({done.events} events) "
-                    f"and {done.skipped} skipped as already applied"
+                    f"{e} (before it: {done.applied} commands applied, {done.skipped} already applied)"
                 ) from None
     finally:
         if source is not sys.stdin.buffer:

@@ -249,10 +249,17 @@ def verify_log(
         return report
 
     def close_run() -> LogReport | None:
+        # The rules first: a forged event is named by the rule it breaks, whatever else is off.
         bad = replay.check(run, run_digest)
         if bad is not None:
             row = next(r for r, _e in run if r.position == bad[0])
             return fail(row.position, row.originator_id, row.version, run_id, bad[1])
+        for row, decoded in run:
+            chained = getattr(decoded, "command_digest", None)
+            if chained is not None and chained != run_digest:
+                return fail(row.position, row.originator_id, row.version, run_id,
+                            "the command id's recorded digest differs from the digest chained in "
+                            "its events (ledger_commands edited?)")
         for row, _e in run:
             if (row.originator_id, row.version) in snapshots:
                 problem = _check_snapshot(log, key, replay, row, chain)
@@ -301,11 +308,6 @@ def verify_log(
         if run_left <= 0 or command_id != run_id:
             return fail(position, oid, version, command_id,
                         f"event does not belong to the command recorded for it ({run_id or 'none'})")
-        chained_digest = getattr(decoded, "command_digest", None)
-        if chained_digest is not None and chained_digest != run_digest:
-            return fail(position, oid, version, command_id,
-                        "the command id's recorded digest differs from the digest chained in its "
-                        "events (ledger_commands edited?)")
         run.append((ev, decoded))
         run_left -= 1
         if run_left == 0:

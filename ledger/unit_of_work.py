@@ -136,11 +136,19 @@ class StoredUnitOfWork:
                 )
         try:
             for event in self.log.events_of(aggregate_id, version):
+                version += 1
+                if event.originator_version != version:
+                    raise OriginatorVersionError(event.originator_version)
                 agg = event.mutate(agg)
         except OriginatorVersionError:
             raise StoreUnavailable(
                 f"store {self.config.display}: the stored events of aggregate {aggregate_id} are "
                 "not contiguous (edited by hand?); run `equity-ledger audit verify`"
+            ) from None
+        except Exception as e:  # noqa: BLE001  a stored event the domain cannot take back
+            raise StoreUnavailable(
+                f"store {self.config.display}: the stored events of aggregate {aggregate_id} cannot "
+                f"be loaded ({type(e).__name__}); run `equity-ledger audit verify`"
             ) from None
         return agg
 

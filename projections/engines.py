@@ -59,10 +59,24 @@ def _reader(url: str, kind: str, readonly: bool) -> Engine:
         path = make_url(url).database or ""
 
         def connect() -> sqlite3.Connection:
-            return sqlite3.connect(
+            conn = sqlite3.connect(
                 f"file:{quote(path)}?mode=ro", uri=True, timeout=30, isolation_level=None,
                 check_same_thread=False,
             )
+            try:
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                return conn
+            except sqlite3.OperationalError as e:
+                if "readonly" not in str(e) and "unable to open" not in str(e):
+                    raise
+                # A WAL store in a folder we cannot write: SQLite cannot make the shared-memory
+                # file a reader needs. Nobody can write there either, so the file cannot change
+                # under us: read it as immutable.
+                conn.close()
+                return sqlite3.connect(
+                    f"file:{quote(path)}?mode=ro&immutable=1", uri=True, timeout=30,
+                    isolation_level=None, check_same_thread=False,
+                )
 
         reader = create_engine("sqlite://", creator=connect)
     else:

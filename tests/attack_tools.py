@@ -82,11 +82,13 @@ def apply(url: str, commands: Iterable[dict[str, Any]], folder: Path, name: str 
 
 
 def one_line_error(r: Run, code: int = 1) -> str:
-    """The verdict of a refusal: the exit code, exactly one line on stderr, no traceback."""
+    """The verdict of a refusal: the exit code, exactly one error line on stderr, no traceback.
+    (A `warning:` line before it, about what the ledger noticed on the way, is not the verdict.)"""
     assert r.code == code, (r.code, r.stdout[-2000:], r.stderr[-2000:])
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
-    assert r.stderr.count("\n") == 1 and r.stderr.endswith("\n"), r.stderr[-3000:]
-    return r.stderr
+    lines = [line for line in r.stderr.splitlines(keepends=True) if not line.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].endswith("\n"), r.stderr[-3000:]
+    return lines[0]
 
 
 def verify_fails(url: str, *words: str, digest: str | None = None,
