@@ -219,3 +219,20 @@ def test_verbs_without_id_derive_it_from_the_content(sqlite_url):
     assert other.code == 1 and "one-resolution-per-issuance" in other.stderr
     hist = run_cli("history", "--format", "json", db=sqlite_url).json()
     assert len([h for h in hist if h["type"] == "resolution_passed"]) == 1
+
+
+def test_demo_alone_keeps_to_its_own_store(tmp_path):
+    env = {"EQUITY_LEDGER_DB": ""}
+    r = run_cli("demo", cwd=tmp_path, env=env)
+    assert r.code == 0, r.stderr
+    assert (tmp_path / "equity-ledger-demo.sqlite").exists()
+    assert not (tmp_path / "equity-ledger.sqlite").exists()  # the user's own default store
+
+
+def test_a_refused_line_says_what_was_applied_before_it(sqlite_url, tmp_path):
+    import factories as f
+
+    cmds = f.setup() + [f.allot("h1", 5), f.allot("h2", 10**6)]
+    r = run_cli("apply", str(write_jsonl(tmp_path / "c.jsonl", cmds)), db=sqlite_url)
+    assert r.code == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert f"line {len(cmds)}" in r.stderr and f"before it: {len(cmds) - 1} commands applied" in r.stderr
