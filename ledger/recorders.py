@@ -68,28 +68,10 @@ class _LedgerTables:
             c.execute(self.sql(statement), tuple(params))
             return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
 
-    def command_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
-        """Digests of those of `command_ids` that were already applied."""
-        found: dict[str, str] = {}
-        ids = list(dict.fromkeys(command_ids))
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for cid, digest in self.query(
-                f"SELECT command_id, digest FROM ledger_commands WHERE command_id IN ({marks})",
-                chunk,
-            ):
-                found[cid] = digest
-        return found
-
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         """Run one writing statement in its own transaction on the event store's connection."""
         with self.datastore.transaction(commit=True) as c:  # type: ignore[attr-defined]
             c.execute(self.sql(statement), tuple(params))
-
-    def chain_head(self) -> tuple[int, str]:
-        rows = self.query("SELECT position, hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
-        return (int(rows[0][0]), rows[0][1]) if rows else (0, GENESIS)
 
 
 class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):

@@ -27,6 +27,7 @@ from .store import (
     key_fingerprint,
     schema_lock,
     snapshot_seal,
+    snapshots_table,
 )
 from .transcodings import register_transcodings
 
@@ -100,8 +101,15 @@ class StoredUnitOfWork:
             if self.key is not None:
                 rows.append(("key", key_fingerprint(self.key)))
             for k, v in rows:
-                self.recorder.execute("DELETE FROM ledger_meta WHERE key = ?", (k,))
-                self.recorder.execute("INSERT INTO ledger_meta (key, value) VALUES (?, ?)", (k, v))
+                self.recorder.execute(
+                    "INSERT INTO ledger_meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (k, v),
+                )
+            if not meta and not empty:
+                # A store written before snapshots were sealed: its snapshots are derived data
+                # that nothing binds to the chain, so they go (the next runs take sealed ones).
+                self.recorder.execute(f"DELETE FROM {snapshots_table(self.config.kind)}")
             return
         check_meta(meta, self.key, self.config.display)
 
