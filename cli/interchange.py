@@ -82,20 +82,20 @@ def import_ocf(
     if strict and imported.skipped:
         raise LedgerError(f"refused (--strict): {sum(imported.skipped.values())} transactions the "
                           "ledger cannot hold; nothing imported")
+    if out is not None:  # for review: `apply` checks every line when the file is applied
+        text = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in imported.commands)
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise LedgerError(f"cannot write {out}: {e.strerror or e}") from None
+        render.out(f"wrote {len(imported.commands)} commands to {render.safe_text(out)}")
+        return
     commands = []
     for obj in imported.commands:
         try:
             commands.append(parse_command(obj))
         except BadCommand as e:
             raise LedgerError(f"OCF {imported.sources.get(obj['id'], obj['id'])}: {e}") from None
-    if out is not None:
-        text = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in imported.commands)
-        try:
-            Path(out).write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise LedgerError(f"cannot write {out}: {e.strerror or e}") from None
-        render.out(f"wrote {len(commands)} commands to {render.safe_text(out)}")
-        return
     with open_books(db_url()) as books:
         try:
             report = books.apply(commands)

@@ -9,6 +9,7 @@ in date order. Transactions the ledger cannot hold are counted by type in ``skip
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -63,10 +64,11 @@ def _int(text: Any, what: str) -> int:
 
 
 def _money(amount: Any) -> str:
-    d = Decimal(str(amount))
-    if d < 0:
-        raise ImportRefused(f"a negative amount ({amount})")
-    return format(d.normalize(), "f") if d != d.to_integral_value() else str(int(d))
+    """An OCF Numeric amount as the command file's money: kept as written ("0.10")."""
+    text = str(amount).lstrip("+")
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        raise ImportRefused(f"{amount!r} is not a non-negative amount")
+    return text
 
 
 def map_bundle(bundle: ReadBundle) -> Imported:
