@@ -110,10 +110,3 @@ def import_ocf(
     render.out(f"imported {report.applied} commands ({report.events} events), "
                f"skipped {report.skipped} already applied")
 
-
-def commands_of(path: Any) -> list[dict[str, Any]]:
-    """The command objects a bundle maps to (for scripts and tests)."""
-    from ..interchange.bundle import read_bundle
-    from ..interchange.importer import map_bundle
-
-    return map_bundle(read_bundle(path)).commands

@@ -264,7 +264,7 @@ def test_export_options_are_checked(tmp_path: Path, sqlite_url: str) -> None:
 def _fresh(url: str, tmp_path: Path, name: str) -> str:
     if url.startswith("sqlite"):
         return f"sqlite:///{tmp_path}/{name}.sqlite"
-    from helpers import drop_pg_database, fresh_pg_database
+    from helpers import fresh_pg_database
 
     new, db = fresh_pg_database()
     _DROP.append(db)
