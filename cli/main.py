@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover
     from click import ClickException
 
 from . import apply, audit, demo, projections, queries, verbs  # noqa: F401  (register their commands)
+from . import interchange  # noqa: F401  (export ocf, import ocf)
 from . import render
 from .app import app
 
