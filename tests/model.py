@@ -1,4 +1,4 @@
-"""An independent, plain-Python model of the ledger, written from docs CONTRACT.md only.
+"""An independent, plain-Python model of the ledger, written from docs/commands.md only.
 
 It imports nothing of the product: it takes command dicts (exactly as in a command file) in
 order, accepts or refuses each by the contract's rules, and answers ``holdings`` in the
@@ -7,7 +7,7 @@ its issuance in effective-date order (same date: adjustments first, then record 
 the command in its place, so late entries need no special case, and every query folds the
 events again. Small and slow on purpose: the tests compare the product with it.
 
-Decisions where the contract is silent (see the report that came with these tests):
+Decisions where the contract is silent (docs/commands.md states them too):
 
 * Adjustments and expiry need the terms (there is no shares-per-right to adjust before them).
 * A second expiry of an issuance is refused (its rights already lapsed).
