@@ -26,6 +26,7 @@ HOLDING_COLUMNS = [
     ("shares_underlying", "shares underlying", True),
     ("shares_delivered", "shares delivered", True),
     ("amount_offset", "amount offset", True),
+    ("amount_paid", "amount paid", True),
     ("exercise_price_paid", "exercise price paid", True),
     ("currency", "ccy", False),
 ]

@@ -183,8 +183,8 @@ class AlreadyErased(Refused):
     rule = "erase-once"
 
 
-class AddressTooLong(BadCommand, Refused):
-    """An address over the limit: refused while parsing (bad input), and by the domain on the
-    sealed address (so the audit's replay, which never sees the plaintext, checks it too)."""
+class AddressTooLong(Refused):
+    """An address over the limit, found on the sealed address (so the audit's replay, which
+    never sees the plaintext, checks it too)."""
 
     rule = "address-too-long"

@@ -27,7 +27,7 @@ from datetime import date
 from typing import Any, Callable
 
 # The longest address kept, in UTF-8 bytes (over 300 Japanese characters): a register line, not
-# a document. The domain checks it on the ciphertext too, so the audit replay checks it.
+# a document. The domain checks it on the ciphertext, so the audit replay checks it too.
 MAX_ADDRESS_BYTES = 1024
 NONCE_BYTES = 12
 TAG_BYTES = 16  # AES-GCM appends a 16-byte tag: ciphertext = plaintext + 16 bytes

@@ -44,7 +44,7 @@ def _dicts(result: Any) -> list[dict[str, Any]]:
 
 
 # What holdings and register rows read of a holding row (dates and money cost a conversion each).
-_REPORTED = [c for c in t.holdings.c if c.name not in ("effective_on", "amount_paid")]
+_REPORTED = [c for c in t.holdings.c if c.name != "effective_on"]
 
 
 def _latest_of_issuance(conn: Connection, issuance: str, as_of: date | None) -> Any:
