@@ -334,3 +334,14 @@ def test_the_digest_of_a_details_command_depends_on_the_holder_key() -> None:
     assert keyed_digest(raw, k1) != keyed_digest(raw, k2)
     assert keyed_digest(raw, k1) != keyed_digest({**raw, "address": OSAKA}, k1)
     assert keyed_digest(raw, k1) != hashlib.sha256(json.dumps(raw).encode()).hexdigest()
+
+
+def test_a_hostile_address_is_shown_as_text(sqlite_url: str, tmp_path: Path) -> None:
+    hostile = "=1+2 \x1b[31mred\x1b[0m [bold]x[/bold] \u202eevil\n2nd line"
+    cmds = [*_commands(), f.details("h3", hostile, on="2020-02-01")]
+    _ok("apply", str(write_jsonl(tmp_path / "a.jsonl", cmds)), db=sqlite_url)
+    assert _register(sqlite_url, None)["h3"]["address"] == hostile  # verbatim in JSON
+    table = _ok("register", "s1", db=sqlite_url).stdout
+    assert "\x1b" not in table and "\u202e" not in table and "[bold]x[/bold]" in table.replace("\n", "")
+    csv = _ok("register", "s1", "--format", "csv", db=sqlite_url).stdout
+    assert "\x1b" not in csv and "'=1+2" in csv
