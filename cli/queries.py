@@ -26,6 +26,7 @@ HOLDING_COLUMNS = [
     ("shares_underlying", "shares underlying", True),
     ("shares_delivered", "shares delivered", True),
     ("amount_offset", "amount offset", True),
+    ("amount_paid", "amount paid", True),
     ("exercise_price_paid", "exercise price paid", True),
     ("currency", "ccy", False),
 ]
@@ -51,6 +52,7 @@ REGISTER_COLUMNS = [
     ("amount_paid", "amount paid", True),
     ("payment", "payment", False),
     ("currency", "ccy", False),
+    ("address", "address", False),
 ]
 
 HISTORY_COLUMNS = [
@@ -139,9 +141,10 @@ def register(
         render.write_json(rows)
         return
     if fmt == Format.csv:
-        render.write_csv(rows, [c for c, _h, _n in REGISTER_COLUMNS])
+        render.write_csv(rows, [c for c, _h, _n in REGISTER_COLUMNS] + ["erased"])
         return
-    shown = [dict(r, acquired_on=", ".join(r["acquired_on"]), payment=", ".join(r["payment"])) for r in rows]
+    shown = [dict(r, acquired_on=", ".join(r["acquired_on"]), payment=", ".join(r["payment"]),
+                  address=r["address"] if not r["erased"] else "(erased)") for r in rows]
     total = {
         "holder": "total",
         "name": f"{len(rows)} holders",

@@ -23,7 +23,7 @@ from ..bootstrap import open_books
 resolution_app = typer.Typer(no_args_is_help=True, help="Resolutions authorising an issuance.")
 terms_app = typer.Typer(no_args_is_help=True, help="The terms of an issuance.")
 rights_app = typer.Typer(no_args_is_help=True, help="Allot, exercise, forfeit and expire rights.")
-holder_app = typer.Typer(no_args_is_help=True, help="Holders: departures from office.")
+holder_app = typer.Typer(no_args_is_help=True, help="Holders: departures from office, personal details.")
 shares_app = typer.Typer(no_args_is_help=True, help="Share adjustments: splits and consolidations.")
 app.add_typer(resolution_app, name="resolution")
 app.add_typer(terms_app, name="terms")
@@ -204,3 +204,30 @@ def shares_adjust(
 ) -> None:
     """adjust_shares: a split or consolidation from its effective date."""
     submit("adjust_shares", dict(issuance=issuance, ratio=ratio, effective_on=effective_on), id, actor, reason)
+
+
+@holder_app.command("details")
+@handled
+def holder_details(
+    holder: str = typer.Argument(...),
+    address: str = typer.Option(..., "--address", help="The holder's address for the register."),
+    effective_on: str = typer.Option(..., "--effective-on", help="From this date (a later record replaces it)."),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """record_holder_details: the holder's address for the register, from a date."""
+    # The derived id leaves the address out: ids are kept in clear for good, also after an
+    # erasure, and must not fingerprint it. Another address for the same date needs --id.
+    cid = id or content_id("record_holder_details", dict(holder=holder, effective_on=effective_on))
+    submit("record_holder_details", dict(holder=holder, address=address, effective_on=effective_on),
+           cid, actor, reason)
+
+
+@holder_app.command("erase")
+@handled
+def holder_erase(
+    holder: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Why (kept on the event)."),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR,
+) -> None:
+    """erase_holder_details: the holder's personal details become unreadable for good."""
+    submit("erase_holder_details", dict(holder=holder), id, actor, reason)

@@ -35,6 +35,7 @@ from eventsourcing.domain import Snapshot
 from .commands import Command
 from .errors import Refused
 from .log import LogReader, StoredRow, event_kind
+from .personal import SealedAddress
 from .service import LedgerService
 from .store import GENESIS, link_hash, snapshot_seal
 from .unit_of_work import MemoryUnitOfWork
@@ -125,6 +126,8 @@ _COMMAND_OF = {
     "Departed": "record_departure",
     "SharesAdjusted": "adjust_shares",
     "RightsExpired": "expire_rights",
+    "DetailsRecorded": "record_holder_details",
+    "DetailsErased": "erase_holder_details",
 }
 _NOT_FIELDS = {"timestamp", "originator_id", "originator_version", "originator_topic"}
 _META = ("command_id", "actor", "reason", "command_digest")
@@ -144,6 +147,10 @@ def command_of(events: list[Any], digest: str) -> Command | None:
         fields["rights"] = "all"
     if ctype == "adjust_shares":
         fields["ratio"] = Fraction(own["ratio"])
+    if ctype == "record_holder_details":
+        # The plaintext may be erased for good: the use case takes the address as sealed, so
+        # every rule is still checked and the ciphertext compared as it is stored.
+        fields["sealed"] = SealedAddress(own.get("address_nonce"), own.get("address_ciphertext"))
     return Command(
         id=own.get("command_id"),
         type=ctype,

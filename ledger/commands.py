@@ -180,11 +180,21 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
         "issuance": (_text, True, None),
         "expired_on": (_date, True, None),
     },
+    # Personal data (see .personal): the address is sealed before any event is made; its
+    # length is a rule of the domain, checked on the sealed address (so also by the audit).
+    "record_holder_details": {
+        "holder": (_text, True, None),
+        "address": (_text, True, None),
+        "effective_on": (_date, True, None),
+    },
+    "erase_holder_details": {
+        "holder": (_text, True, None),
+    },
 }
 
 # Fields every command may carry; `reason` is required for a forfeiture.
 _COMMON = {"id", "type", "actor", "reason"}
-_REASON_REQUIRED = {"forfeit_rights"}
+_REASON_REQUIRED = {"forfeit_rights", "erase_holder_details"}
 
 
 

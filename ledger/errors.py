@@ -168,3 +168,23 @@ class QuantityOutOfRange(BadCommand, Refused):
     """
 
     rule = "quantity-out-of-range"
+
+
+# --- personal data ------------------------------------------------------------------------------
+
+
+class DetailsErased(Refused):
+    """A holder's personal details were erased: nothing more is recorded for them."""
+
+    rule = "details-erased"
+
+
+class AlreadyErased(Refused):
+    rule = "erase-once"
+
+
+class AddressTooLong(Refused):
+    """An address over the limit, found on the sealed address (so the audit's replay, which
+    never sees the plaintext, checks it too)."""
+
+    rule = "address-too-long"

@@ -55,6 +55,11 @@ class _LedgerTables:
         "command_id TEXT PRIMARY KEY, digest TEXT NOT NULL, "
         "position BIGINT NOT NULL, events INTEGER NOT NULL)"
     )
+    # Holders' keys for their sealed personal details (see ledger/personal.py): NOT chained, so
+    # that erasing a holder's details deletes the row and nothing in the chain changes.
+    HOLDER_KEYS_DDL = (
+        "CREATE TABLE IF NOT EXISTS ledger_holder_keys (holder TEXT PRIMARY KEY, key TEXT NOT NULL)"
+    )
     COMMANDS_INDEX_DDL = (
         "CREATE INDEX IF NOT EXISTS ix_ledger_commands_position ON ledger_commands (position)"
     )
@@ -85,6 +90,7 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
             self.COMMANDS_INDEX_DDL,
             self.META_DDL,
             self.SEALS_DDL,
+            self.HOLDER_KEYS_DDL,
         ]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any):
@@ -100,6 +106,14 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
             )
             c.executemany("INSERT INTO ledger_chain VALUES (?,?)", chain)
             c.executemany("INSERT INTO ledger_commands VALUES (?,?,?,?)", commands)
+            keys = kwargs.get("holder_keys")
+            if keys:
+                inserts, deletes = keys
+                c.executemany("INSERT INTO ledger_holder_keys VALUES (?,?)", inserts)
+                if deletes:
+                    # Overwrite the deleted key's bytes in the page, not just unlink the row.
+                    c.execute("PRAGMA secure_delete = ON")
+                    c.executemany("DELETE FROM ledger_holder_keys WHERE holder = ?", [(h,) for h in deletes])
         return positions
 
 
@@ -119,7 +133,7 @@ def _postgres_recorder_class():
             self.sql_create_statements.extend(
                 SQL(ddl) for ddl in (
                     self.CHAIN_DDL, self.COMMANDS_DDL, self.COMMANDS_INDEX_DDL, self.META_DDL,
-                    self.SEALS_DDL,
+                    self.SEALS_DDL, self.HOLDER_KEYS_DDL,
                 )
             )
 
@@ -138,6 +152,11 @@ def _postgres_recorder_class():
                 )
                 curs.executemany("INSERT INTO ledger_chain VALUES (%s,%s)", chain)
                 curs.executemany("INSERT INTO ledger_commands VALUES (%s,%s,%s,%s)", commands)
+                keys = kwargs.get("holder_keys")
+                if keys:
+                    inserts, deletes = keys
+                    curs.executemany("INSERT INTO ledger_holder_keys VALUES (%s,%s)", inserts)
+                    curs.executemany("DELETE FROM ledger_holder_keys WHERE holder = %s", [(h,) for h in deletes])
             return positions
 
     return LedgerPostgresRecorder

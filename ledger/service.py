@@ -10,7 +10,7 @@ and bench/ all go through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
@@ -29,6 +29,7 @@ from .errors import (
 from .holder import Holder
 from .issuance import Issuance
 from .issuer import Issuer
+from .personal import keyed_digest, seal
 from .terms import Terms
 
 BATCH_SIZE = 2000
@@ -184,6 +185,42 @@ class LedgerService:
         issuance.expire(cmd.expired_on, **_meta(cmd))
         return [issuance]
 
+    # ------------------------------------------------------------------ personal details
+    def record_holder_details(self, cmd: Command) -> list[Any]:
+        holder = self._holder_on_record(cmd.holder)
+        holder.check_not_erased()
+        cmd = self.sealed(cmd)
+        holder.record_details(cmd.effective_on, cmd.sealed, **_meta(cmd))
+        return [holder]
+
+    def erase_holder_details(self, cmd: Command) -> list[Any]:
+        holder = self._holder_on_record(cmd.holder)
+        holder.erase_details(**_meta(cmd))
+        # The key row goes with the batch that stores this event (the unit of work's commit).
+        self.uow.holder_keys.erase(cmd.holder)
+        return [holder]
+
+    def _holder_on_record(self, holder_id: str) -> Holder:
+        holder = self.holder(holder_id)
+        if holder is None:
+            raise UnknownHolder(f"holder {holder_id} has no rights on record")
+        return holder
+
+    def sealed(self, cmd: Command) -> Command:
+        """A details command with its address sealed under the holder's key (made on the
+        holder's first details) and its content digest keyed by it (see :mod:`.personal`);
+        any other command, one already sealed (the audit's replay), or one the use case will
+        refuse (holder unknown or erased) unchanged."""
+        if cmd.type != "record_holder_details" or "sealed" in cmd.fields:
+            return cmd
+        holder = self.holder(cmd.holder)
+        if holder is None or holder.erased:
+            return cmd
+        key = self.uow.holder_keys.get_or_make(cmd.holder)
+        sealed = seal(key, cmd.holder, cmd.effective_on, cmd.address)
+        return replace(cmd, fields={**cmd.fields, "address": None, "sealed": sealed},
+                       digest=keyed_digest(cmd.raw, key))
+
     # ------------------------------------------------------------------ applying commands
     def apply(
         self,
@@ -267,9 +304,10 @@ class LedgerService:
         skipped = 0
         refusal: CommandRefused | None = None
         for cmd in batch:
+            cmd = self.sealed(cmd)
             seen = known.get(cmd.id)
             if seen is not None:
-                if seen != cmd.digest:
+                if seen != cmd.digest and not _unsealable(cmd):
                     refusal = CommandRefused(
                         cmd.where, IdReused(f"command id {cmd.id} was applied before with other content")
                     )
@@ -310,6 +348,12 @@ def _meta(cmd: Command) -> dict[str, str]:
     """What every event of a command carries: who asked, why, and the command's id and digest
     (chained with the event, so the command-id table can be checked against it)."""
     return {"command_id": cmd.id, "actor": cmd.actor, "reason": cmd.reason, "command_digest": cmd.digest}
+
+
+def _unsealable(cmd: Command) -> bool:
+    """A details command whose holder's key is gone (erased): its digest cannot be compared
+    with the one recorded for its id any more, so a re-run skips it."""
+    return cmd.type == "record_holder_details" and "sealed" not in cmd.fields
 
 
 def _one_line(e: BaseException) -> str:

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 
 from .errors import LedgerError, StoreUnavailable
 from .log import LogReader
+from .personal import HolderKeys
 from .store import (
     CHAIN_KEYED,
     CHAIN_PLAIN,
@@ -51,6 +52,7 @@ class MemoryUnitOfWork:
 
     def __init__(self) -> None:
         self.aggregates: dict[UUID, Any] = {}
+        self.holder_keys = HolderKeys()  # no store: the replay's addresses are already sealed
 
     def get(self, aggregate_id: UUID) -> Any:
         return self.aggregates.get(aggregate_id)
@@ -82,6 +84,11 @@ class StoredUnitOfWork:
         self._base_version: dict[UUID, int] = {}
         self._stored: dict[UUID, Any] = {}  # aggregates stored since the last snapshot pass
         self._last_position: dict[UUID, int] = {}
+        self.holder_keys = HolderKeys(self._stored_key)
+
+    def _stored_key(self, holder: str) -> str | None:
+        rows = self.recorder.query("SELECT key FROM ledger_holder_keys WHERE holder = ?", (holder,))
+        return rows[0][0] if rows else None
 
     def close(self) -> None:
         self.app.close()
@@ -178,8 +185,16 @@ class StoredUnitOfWork:
 
     def commit(self, events: list[Any], commands: list[tuple[str, str, int]],
                touched: dict[UUID, Any]) -> list[tuple[int, Any]]:
-        """Store events (in command order) with their command ids; (position, event) pairs."""
-        recordings = self.app.events.put(events, commands=commands)
+        """Store events (in command order) with their command ids; (position, event) pairs.
+
+        The holders' keys go in the same transaction: a key made for a holder's first details,
+        and the deletion of the key of every holder whose details these events erase."""
+        details = {e.holder for e in events if type(e).__name__ == "DetailsRecorded"}
+        erasures = {e.holder for e in events if type(e).__name__ == "DetailsErased"}
+        extra: dict[str, Any] = {}
+        if details or erasures or self.holder_keys.made:
+            extra["holder_keys"] = self.holder_keys.take(details, erasures)
+        recordings = self.app.events.put(events, commands=commands, **extra)
         self._stored.update(touched)
         stored = [(r.notification.id, r.domain_event) for r in recordings]
         for position, event in stored:
@@ -191,6 +206,7 @@ class StoredUnitOfWork:
         self._cache.clear()
         self._base_version.clear()
         self._stored.clear()
+        self.holder_keys.forget()
 
     def snapshot(self) -> None:
         """Snapshot every stored aggregate that grew past a multiple of SNAPSHOT_EVERY, sealed

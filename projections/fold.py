@@ -77,6 +77,25 @@ class Departure:
     departed_on: date
 
 
+@dataclass(frozen=True)
+class HolderDetails:
+    """A holder's address from a date, as sealed in its event (never the plaintext)."""
+
+    holder: str
+    effective_on: date
+    position: int
+    nonce: str
+    ciphertext: str
+
+
+@dataclass(frozen=True)
+class DetailsErasure:
+    """A holder's details erased: the read model drops their sealed addresses and says so."""
+
+    holder: str
+    position: int
+
+
 def event_type(event: Any) -> str:
     """`Issuance.RightsAllotted` -> `RightsAllotted`."""
     return type(event).__qualname__.rsplit(".", 1)[-1]
@@ -152,6 +171,10 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
         return [Adjustment(e.issuance, position, e.effective_on, e.ratio)]
     if kind == "Departed":
         return [Departure(e.holder, e.departed_on)]
+    if kind == "DetailsRecorded":
+        return [HolderDetails(e.holder, e.effective_on, position, e.address_nonce, e.address_ciphertext)]
+    if kind == "DetailsErased":
+        return [DetailsErasure(e.holder, position)]
     return []  # Issuer.Registered, Holder.Registered, Holder.JoinedIssuance: nothing to show
 
 

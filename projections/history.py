@@ -21,6 +21,8 @@ EVENT_TYPES = {
     "Holder.Registered": ("holder_registered", "joined_on"),
     "Holder.JoinedIssuance": ("holder_joined_issuance", "joined_on"),
     "Holder.Departed": ("holder_departed", "departed_on"),
+    "Holder.DetailsRecorded": ("holder_details_recorded", "effective_on"),
+    "Holder.DetailsErased": ("holder_details_erased", None),
 }
 _INTERNAL = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 _META = ("command_id", "actor", "reason", "command_digest")

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 from .fold import MONEY
 
 # The money among the figures a holdings row shows (holding_figures names them all).
-_MONEY_SHOWN = tuple(f for f in MONEY if f != "amount_paid")
+_MONEY_SHOWN = MONEY
 
 
 def outstanding(row: Mapping[str, Any]) -> int:
@@ -35,6 +35,8 @@ def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
         "shares_underlying": out * spr.numerator // spr.denominator,
         "shares_delivered": row["shares_delivered"],
         "amount_offset": row["amount_offset"],
+        # What was paid for the rights by offset or in cash (gratis pays nothing).
+        "amount_paid": row["amount_paid"],
         "exercise_price_paid": row["exercise_price_paid"],
     }
 

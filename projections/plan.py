@@ -18,6 +18,8 @@ from .fold import (
     Adjustment,
     Allotment,
     Departure,
+    DetailsErasure,
+    HolderDetails,
     HoldingDelta,
     IssuanceInfo,
     add_delta,
@@ -59,7 +61,18 @@ class InsertDeparture:
     departed_on: date
 
 
-Step = Union[InsertHoldings, UpdateHoldings, Backdate, UpsertIssuance, InsertDeparture]
+@dataclass(frozen=True)
+class InsertDetails:
+    details: HolderDetails
+
+
+@dataclass(frozen=True)
+class EraseDetails:
+    erasure: DetailsErasure
+
+
+Step = Union[InsertHoldings, UpdateHoldings, Backdate, UpsertIssuance, InsertDeparture, InsertDetails,
+             EraseDetails]
 
 
 @dataclass
@@ -156,6 +169,10 @@ def plan(folded: Folded, latest: dict[Key, Row]) -> Plan:
                     retime.add(eff.issuance)
                 elif isinstance(eff, Departure):
                     out.steps.append(InsertDeparture(eff.holder, eff.departed_on))
+                elif isinstance(eff, HolderDetails):
+                    out.steps.append(InsertDetails(eff))
+                elif isinstance(eff, DetailsErasure):
+                    out.steps.append(EraseDetails(eff))
         except Exception as e:
             raise ProjectionFailed(position, kind, e) from None
     flush(copy=False)

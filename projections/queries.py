@@ -11,10 +11,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import and_, func, literal_column, select, true
+from sqlalchemy import and_, column, func, literal_column, select, table, true
 from sqlalchemy.engine import Connection
 
 from ..ledger.errors import UnknownIssuance
+from ..ledger.personal import SealedAddress, key_bytes, unseal
 from . import holdings as holding_rows
 from . import register as register_rows
 from . import schema as t
@@ -43,7 +44,7 @@ def _dicts(result: Any) -> list[dict[str, Any]]:
 
 
 # What holdings and register rows read of a holding row (dates and money cost a conversion each).
-_REPORTED = [c for c in t.holdings.c if c.name not in ("effective_on", "amount_paid")]
+_REPORTED = [c for c in t.holdings.c if c.name != "effective_on"]
 
 
 def _latest_of_issuance(conn: Connection, issuance: str, as_of: date | None) -> Any:
@@ -126,4 +127,38 @@ def register(conn: Connection, issuance: str, as_of: date | None) -> tuple[dict[
     if as_of is not None:
         q = q.where(a.allotted_on <= as_of)
     allots = [dict(r) for r in conn.execute(q.order_by(a.position)).mappings()]
-    return info, register_rows.register(info, rows, allots, spr, price)
+    details = holder_details(conn, {r["holder"] for r in rows}, as_of)
+    return info, register_rows.register(info, rows, allots, spr, price, details)
+
+
+# The ledger's table of holders' keys (not a read model: see ledger/recorders.py).
+_keys = table("ledger_holder_keys", column("holder"), column("key"))
+
+
+def holder_details(conn: Connection, holders: set[str], as_of: date | None) -> dict[str, tuple[str | None, bool]]:
+    """{holder: (address in force at the end of `as_of` or None, erased?)}, the address opened
+    here with the holder's key: erased holders (whose key is gone) and holders without a
+    record on or before `as_of` have None."""
+    out: dict[str, tuple[str | None, bool]] = {h: (None, False) for h in holders}
+    e, d = t.holder_erasures.c, t.holder_details.c
+    ordered = sorted(holders)
+    latest: dict[str, Any] = {}
+    for i in range(0, len(ordered), 500):
+        chunk = ordered[i : i + 500]
+        for (h,) in conn.execute(select(e.holder).where(e.holder.in_(chunk))):
+            out[h] = (None, True)
+        q = select(t.holder_details).where(d.holder.in_(chunk))
+        if as_of is not None:
+            q = q.where(d.effective_on <= as_of)
+        for r in conn.execute(q.order_by(d.holder, d.effective_on, d.position)).mappings():
+            latest[r["holder"]] = r  # the last in (date, record order) is in force
+    wanted = sorted(h for h in latest if not out[h][1])
+    keys: dict[str, str] = {}
+    for i in range(0, len(wanted), 500):
+        keys.update(conn.execute(select(_keys.c.holder, _keys.c.key).where(_keys.c.holder.in_(wanted[i : i + 500]))).all())
+    for h in wanted:
+        r = latest[h]
+        if h in keys:
+            address = unseal(key_bytes(keys[h]), h, r["effective_on"], SealedAddress(r["nonce"], r["ciphertext"]))
+            out[h] = (address, False)
+    return out

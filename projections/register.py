@@ -23,8 +23,10 @@ def register(
     allotments: Iterable[Mapping[str, Any]],
     spr: Fraction,
     price: Decimal,
+    details: Mapping[str, tuple[str | None, bool]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The register of stock acquisition rights (Companies Act art. 249) for one issuance."""
+    """The register of stock acquisition rights (Companies Act art. 249) for one issuance;
+    `details` gives each holder's (address in force, erased?)."""
     acquired: dict[str, list[str]] = {}
     methods: dict[str, list[str]] = {}
     paid: dict[str, Decimal] = {}
@@ -55,6 +57,8 @@ def register(
                 "amount_paid": format(paid.get(h, ZERO), "f"),
                 "payment": sorted(methods.get(h, [])),
                 "currency": info["currency"],
+                "address": (details or {}).get(h, (None, False))[0],
+                "erased": (details or {}).get(h, (None, False))[1],
             }
         )
     return out

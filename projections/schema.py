@@ -32,7 +32,8 @@ from .fold import COUNTS, MONEY
 # The layout of the proj_* tables. Raise it whenever a table or a column changes, or what
 # the fold writes into them: stores projected with an older layout are refolded by writers.
 # 1: the layout before this number was kept (32-bit counts, money as String(64)).
-SCHEMA_VERSION = 2
+# 3: holders' sealed details and erasures (proj_holder_details, proj_holder_erasures).
+SCHEMA_VERSION = 3
 
 
 class Money(TypeDecorator):
@@ -150,6 +151,26 @@ departures = Table(
     Column("departed_on", Date, nullable=False),
 )
 
+# A holder's address from each date, as sealed in its event (the register opens it at query
+# time with the holder's key from ledger_holder_keys); a holder's rows go when erased.
+holder_details = Table(
+    "proj_holder_details",
+    metadata,
+    Column("holder", Text, primary_key=True),
+    Column("effective_on", Date, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("nonce", Text, nullable=False),
+    Column("ciphertext", Text, nullable=False),
+)
+
+holder_erasures = Table(
+    "proj_holder_erasures",
+    metadata,
+    Column("holder", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
 # Tables a rebuild empties and refills (tracking is reset, not dropped).
-READ_MODELS = (issuances, adjustments, share_terms, holdings, holding_keys, allotments, departures)
+READ_MODELS = (issuances, adjustments, share_terms, holdings, holding_keys, allotments, departures,
+               holder_details, holder_erasures)
 

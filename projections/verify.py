@@ -28,6 +28,8 @@ from .fold import (
     Adjustment,
     Allotment,
     Departure,
+    DetailsErasure,
+    HolderDetails,
     HoldingDelta,
     IssuanceInfo,
     Replay,
@@ -67,6 +69,8 @@ class _Fold:
         self.allot_fp = 0
         self.allot_n = 0
         self.departures: dict[str, date] = {}
+        self.details: dict[tuple[str, date, int], tuple[str, str]] = {}
+        self.erasures: dict[str, int] = {}
 
     def feed(self, position: int, event: Any) -> None:
         for eff in effects(position, event):
@@ -88,6 +92,11 @@ class _Fold:
                 self.departures[eff.holder] = eff.departed_on
             elif isinstance(eff, (IssuanceInfo, Adjustment)):
                 self.replay.apply(eff)
+            elif isinstance(eff, HolderDetails):
+                self.details[(eff.holder, eff.effective_on, eff.position)] = (eff.nonce, eff.ciphertext)
+            elif isinstance(eff, DetailsErasure):
+                self.details = {k: v for k, v in self.details.items() if k[0] != eff.holder}
+                self.erasures[eff.holder] = eff.position
 
 
 def verify_projections(
@@ -123,6 +132,7 @@ def verify_projections(
             or _check_share_terms(conn, fold)
             or _check_allotments(conn, fold)
             or _check_departures(conn, fold)
+            or _check_holder_details(conn, fold)
         )
 
 
@@ -260,3 +270,19 @@ def _check_departures(conn: Any, fold: _Fold) -> ProjectionFinding | None:
         return ProjectionFinding("proj_departures", f"holder {diff[0][0]}", "differs from the events")
     return None
 
+
+
+def _check_holder_details(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    """Sealed addresses and erasures (few rows: one per record), compared whole."""
+    rows = {
+        (r["holder"], r["effective_on"], r["position"]): (r["nonce"], r["ciphertext"])
+        for r in conn.execute(select(t.holder_details)).mappings()
+    }
+    if rows != fold.details:
+        diff = sorted(set(rows.items()) ^ set(fold.details.items()))
+        return ProjectionFinding("proj_holder_details", f"holder {diff[0][0][0]}", "differs from the events")
+    erased = {r["holder"]: r["position"] for r in conn.execute(select(t.holder_erasures)).mappings()}
+    if erased != fold.erasures:
+        diff = sorted(set(erased.items()) ^ set(fold.erasures.items()))
+        return ProjectionFinding("proj_holder_erasures", f"holder {diff[0][0]}", "differs from the events")
+    return None

@@ -17,7 +17,9 @@ from . import schema as t
 from .fold import Allotment, add_delta, new_row
 from .plan import (
     Backdate,
+    EraseDetails,
     InsertDeparture,
+    InsertDetails,
     InsertHoldings,
     Key,
     Plan,
@@ -50,6 +52,15 @@ class Writer:
                 self._upsert_issuance(conn, step)
             elif isinstance(step, InsertDeparture):
                 conn.execute(insert(t.departures).values(holder=step.holder, departed_on=step.departed_on))
+            elif isinstance(step, InsertDetails):
+                d = step.details
+                conn.execute(insert(t.holder_details).values(
+                    holder=d.holder, effective_on=d.effective_on, position=d.position, nonce=d.nonce,
+                    ciphertext=d.ciphertext))
+            elif isinstance(step, EraseDetails):
+                e = step.erasure
+                conn.execute(delete(t.holder_details).where(t.holder_details.c.holder == e.holder))
+                conn.execute(insert(t.holder_erasures).values(holder=e.holder, position=e.position))
             else:  # pragma: no cover - a step type added to the plan and not here
                 raise TypeError(f"unknown plan step {step!r}")
         if plan.new_keys:

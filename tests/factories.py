@@ -61,3 +61,12 @@ def expire(on: str = "2040-02-02", issuance: str = "s1", **kw: Any) -> dict[str,
 def setup(issuance: str = "s1", **terms_kw: Any) -> list[dict[str, Any]]:
     """A resolution and its terms."""
     return [resolution(issuance), terms(issuance, **terms_kw)]
+
+
+def details(holder: str = "h1", address: str = "1-1 Chiyoda, Tokyo", on: str = "2020-02-01", **kw: Any) -> dict[str, Any]:
+    return {"id": cid(), "type": "record_holder_details", "holder": holder, "address": address,
+            "effective_on": on, **kw}
+
+
+def erase(holder: str = "h1", **kw: Any) -> dict[str, Any]:
+    return {"id": cid(), "type": "erase_holder_details", "holder": holder, "reason": "erasure request", **kw}

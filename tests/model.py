@@ -505,13 +505,16 @@ class Model:
                 p = per.setdefault(e.holder, {
                     "issuance": iid, "holder": e.holder, "currency": iss.terms.currency,
                     "allotted": 0, "exercised": 0, "forfeited": 0, "expired": 0,
-                    "shares_delivered": 0, "amount_offset": ZERO, "exercise_price_paid": ZERO,
-                    "latest": None,
+                    "shares_delivered": 0, "amount_offset": ZERO, "amount_paid": ZERO,
+                    "exercise_price_paid": ZERO, "latest": None,
                 })
                 if e.kind == "allot":
                     p["allotted"] += e.rights
                     if e.payment == "offset":
                         p["amount_offset"] += e.rights * iss.terms.price_per_right
+                    # amount_paid: what was paid for the rights, by offset or in cash; gratis pays 0
+                    if e.payment in ("offset", "cash"):
+                        p["amount_paid"] += e.rights * iss.terms.price_per_right
                     stamp = (e.on, e.seq, e.name, e.group)
                     if p["latest"] is None or stamp[:2] > p["latest"][:2]:
                         p["latest"] = stamp
@@ -544,8 +547,8 @@ class Model:
             t = totals.setdefault(key, {
                 "rights_allotted": 0, "rights_exercised": 0, "rights_forfeited": 0,
                 "rights_expired": 0, "rights_outstanding": 0, "shares_underlying": 0,
-                "shares_delivered": 0, "amount_offset": ZERO, "exercise_price_paid": ZERO,
-                "_holders": set(), "_latest": None,
+                "shares_delivered": 0, "amount_offset": ZERO, "amount_paid": ZERO,
+                "exercise_price_paid": ZERO, "_holders": set(), "_latest": None,
             })
             t["rights_allotted"] += p["allotted"]
             t["rights_exercised"] += p["exercised"]
@@ -555,6 +558,7 @@ class Model:
             t["shares_underlying"] += p["shares_underlying"]
             t["shares_delivered"] += p["shares_delivered"]
             t["amount_offset"] += p["amount_offset"]
+            t["amount_paid"] += p["amount_paid"]
             t["exercise_price_paid"] += p["exercise_price_paid"]
             t["_holders"].add(p["holder"])
             if t["_latest"] is None or p["latest"][:2] > t["_latest"][:2]:
@@ -564,6 +568,7 @@ class Model:
             t = totals[key]
             holders, latest = t.pop("_holders"), t.pop("_latest")
             t["amount_offset"] = money_str(t["amount_offset"])
+            t["amount_paid"] = money_str(t["amount_paid"])
             t["exercise_price_paid"] = money_str(t["exercise_price_paid"])
             if by == "person":
                 head: dict[str, Any] = {"holder": key[0], "name": latest[2], "group": latest[3]}

@@ -376,6 +376,23 @@ def _rules() -> list[Any]:
              [*setup(rights=1, shares_per_right=2**61, **FREE), f.adjust("2", on="2022-01-01")],
              f.adjust("2", on="2021-01-01"), E.QuantityOutOfRange,
              [f.adjust(f"{MAX}/{2**62}", on="2023-01-01")]),
+        # --- Personal details: holder on record, erased once and for good, bounded address ----
+        Rule("unknown-holder/details", [*setup(), A("h1")], f.details("h2"), E.UnknownHolder,
+             [f.details("h1")]),
+        Rule("unknown-holder/erase", [*setup(), A("h1")], f.erase("h2"), E.UnknownHolder,
+             [f.erase("h1")]),
+        Rule("details-erased", [*setup(), A("h1"), f.details("h1"), f.erase("h1")],
+             f.details("h1", "new address", on="2021-01-01"), E.DetailsErased,
+             [A("h2"), f.details("h2", on="2021-01-01")]),
+        Rule("details-erased/even-dated-before-the-first-details",
+             [*setup(), A("h1"), f.erase("h1")], f.details("h1", on="2019-01-01"), E.DetailsErased,
+             [A("h1", 1)]),  # the rights are not touched by an erasure
+        Rule("erase-once", [*setup(), A("h1"), f.details("h1"), f.erase("h1")], f.erase("h1"),
+             E.AlreadyErased, [A("h2"), f.erase("h2")]),
+        Rule("address-too-long", [*setup(), A("h1")], f.details("h1", "x" * 1025), E.AddressTooLong,
+             [f.details("h1", "x" * 1024), f.details("h1", "日" * 341, on="2021-01-01")]),
+        Rule("address-too-long/counted-in-utf8-bytes", [*setup(), A("h1")],
+             f.details("h1", "日" * 342), E.AddressTooLong, [f.details("h1", "日本" * 170 + "x")]),
     ]
     return [pytest.param(r, id=r.name) for r in rules]
 
@@ -679,6 +696,8 @@ VALID: dict[str, dict[str, Any]] = {
     "exercise_rights": {**f.exercise("h1", delivery="treasury_shares"), "id": "v"},
     "forfeit_rights": {**f.forfeit("h1", "all"), "id": "v"},
     "record_departure": {**f.depart("h1"), "id": "v"},
+    "record_holder_details": {**f.details("h1", "東京都千代田区1-1"), "id": "v"},
+    "erase_holder_details": {**f.erase("h1"), "id": "v"},
     "adjust_shares": {**f.adjust("1/3"), "id": "v"},
     "expire_rights": {**f.expire(), "id": "v"},
 }
@@ -816,6 +835,12 @@ BAD_LINES = [
     ("reason-not-text", _line("allot_rights", reason=["x"])),
     ("forfeit-without-reason", _line("forfeit_rights", drop=("reason",))),
     ("forfeit-with-blank-reason", _line("forfeit_rights", reason="  ")),
+    ("nul-in-address", _line("record_holder_details", address="1-1\u0000Chiyoda")),
+    ("blank-address", _line("record_holder_details", address="  ")),
+    ("address-not-text", _line("record_holder_details", address=["1-1", "Chiyoda"])),
+    ("erase-without-reason", _line("erase_holder_details", drop=("reason",))),
+    ("erase-with-blank-reason", _line("erase_holder_details", reason=" ")),
+    ("erase-with-address", _line("erase_holder_details", address="x")),
     # Type and id.
     ("unknown-type", _line("allot_rights", type="grant_rights")),
     ("type-missing", _line("allot_rights", drop=("type",))),

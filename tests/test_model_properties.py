@@ -59,7 +59,7 @@ SETTINGS = settings(
 )
 
 BYS = ("person", "group", "issuance")
-MONEY = ("amount_offset", "exercise_price_paid")
+MONEY = ("amount_offset", "amount_paid", "exercise_price_paid")
 _PLAIN_DECIMAL = re.compile(r"\d+(\.\d+)?")
 
 

@@ -35,6 +35,8 @@ VALID: dict[str, dict[str, Any]] = {
     "record_departure": f.depart("h1"),
     "adjust_shares": f.adjust("1/3"),
     "expire_rights": f.expire(),
+    "record_holder_details": f.details("h1", "東京都千代田区1-1"),
+    "erase_holder_details": f.erase("h1"),
 }
 assert set(VALID) == set(SCHEMAS)
 
