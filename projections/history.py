@@ -21,6 +21,8 @@ EVENT_TYPES = {
     "Holder.Registered": ("holder_registered", "joined_on"),
     "Holder.JoinedIssuance": ("holder_joined_issuance", "joined_on"),
     "Holder.Departed": ("holder_departed", "departed_on"),
+    "Issuance.UnvestedLapsed": ("unvested_lapsed", "lapsed_on"),
+    "Issuance.VestingEventRecorded": ("vesting_event_recorded", "occurred_on"),
 }
 _INTERNAL = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 _META = ("command_id", "actor", "reason", "command_digest")

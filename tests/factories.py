@@ -61,3 +61,14 @@ def expire(on: str = "2040-02-02", issuance: str = "s1", **kw: Any) -> dict[str,
 def setup(issuance: str = "s1", **terms_kw: Any) -> list[dict[str, Any]]:
     """A resolution and its terms."""
     return [resolution(issuance), terms(issuance, **terms_kw)]
+
+
+def vest(event: str = "ipo", on: str = "2021-01-01", issuance: str = "s1", **kw: Any) -> dict[str, Any]:
+    """A record_vesting_event (every holder unless `holder` is given)."""
+    return {"id": cid(), "type": "record_vesting_event", "issuance": issuance, "event": event,
+            "occurred_on": on, **kw}
+
+
+def schedule(*tranches: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A vesting object of the terms."""
+    return {"tranches": list(tranches), **kw}
