@@ -150,6 +150,10 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
         return [
             HoldingDelta(e.issuance, e.holder, e.forfeited_on, position, "", forfeited=e.rights)
         ]
+    if kind == "UnvestedLapsed":  # unvested rights lapsing at a departure count as forfeited
+        return [
+            HoldingDelta(e.issuance, e.holder, e.lapsed_on, position, "", forfeited=e.rights)
+        ]
     if kind == "RightsExpired":
         return [
             IssuanceInfo(e.issuance, {"expired_on": e.expired_on}),

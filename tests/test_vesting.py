@@ -234,3 +234,22 @@ class _made:
 
     def __init__(self, stored: Any, fields: dict[str, Any]) -> None:
         self.__dict__.update({**fields, "timestamp": None})
+
+
+def test_a_lapse_shows_as_forfeited_in_holdings_and_the_history(tmp_path: Path) -> None:
+    from helpers import run_cli, write_jsonl
+    import json
+
+    db = f"sqlite:///{tmp_path}/cli.sqlite"
+    cmds = [*f.setup(vesting=CLIFF), f.allot("h1", 48), f.depart("h1", on="2021-04-15")]
+    assert run_cli("apply", str(write_jsonl(tmp_path / "a.jsonl", cmds)), db=db).code == 0
+    [row] = json.loads(run_cli("holdings", "--format", "json", db=db).stdout)
+    assert (row["rights_forfeited"], row["rights_outstanding"]) == (34, 14)
+    [before] = json.loads(run_cli("holdings", "--as-of", "2021-04-14", "--format", "json", db=db).stdout)
+    assert (before["rights_forfeited"], before["rights_outstanding"]) == (0, 48)
+    history = json.loads(run_cli("history", "--holder", "h1", "--format", "json", db=db).stdout)
+    lapse = [h for h in history if h["type"] == "unvested_lapsed"]
+    assert [(h["effective_on"], h["rights"], h["lapse_reason"]) for h in lapse] == [
+        ("2021-04-15", 34, "unvested at departure")]
+    assert run_cli("audit", "verify", db=db).code == 0
+    assert run_cli("audit", "replay", db=db).code == 0
