@@ -35,6 +35,7 @@ VALID: dict[str, dict[str, Any]] = {
     "record_departure": f.depart("h1"),
     "adjust_shares": f.adjust("1/3"),
     "expire_rights": f.expire(),
+    "record_vesting_event": f.vest("ipo", holder="h1", portion_met="1/2"),
 }
 assert set(VALID) == set(SCHEMAS)
 
