@@ -255,13 +255,14 @@ def build_bundle(facts: LedgerFacts, *, as_of: date | None = None, country: str 
                                  "delivered on exercise",
                                  note({"cmd": fact.command_id, "part_of": "exercise"})],
                 })
-        elif name == "RightsForfeited":
+        elif name in ("RightsForfeited", "UnvestedLapsed"):
             iss = issuances[f["issuance"]]
-            spr, _ = iss.in_force(f["forfeited_on"])
             # The lapse of unvested rights that a departure records (vesting): it is the
             # departure's consequence, so the import does not count it twice.
-            lapse = fact.command_id in lapse_commands
-            parts = spread((f["issuance"], f["holder"]), f["rights"], f["forfeited_on"])
+            lapse = name == "UnvestedLapsed" or fact.command_id in lapse_commands
+            on = f["lapsed_on"] if name == "UnvestedLapsed" else f["forfeited_on"]
+            spr, _ = iss.in_force(on)
+            parts = spread((f["issuance"], f["holder"]), f["rights"], on)
             for k, ((g, r), n) in enumerate(zip(parts, shares_parts(parts, spr, None)), start=1):
                 extra = {"issuance": f["issuance"], "holder": f["holder"], "rights": r,
                          "all": True if f.get("all_outstanding") else None,
@@ -269,7 +270,7 @@ def build_bundle(facts: LedgerFacts, *, as_of: date | None = None, country: str 
                 txs.append({
                     "object_type": "TX_EQUITY_COMPENSATION_CANCELLATION",
                     "id": f"{'lapse' if lapse else 'forfeit'}:{fact.command_id}:{f['issuance']}:{k}",
-                    "security_id": g.security_id, "date": f["forfeited_on"].isoformat(),
+                    "security_id": g.security_id, "date": on.isoformat(),
                     "quantity": str(n), "reason_text": fact.reason or ("lapsed" if lapse else "forfeited"),
                     "comments": [note(_meta(fact, **extra))],
                 })

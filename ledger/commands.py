@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 from datetime import date
 from typing import Any, BinaryIO, Callable, Iterator
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 from .errors import BadCommand, QuantityOutOfRange
 from .money import INT64_MAX, MAX_INT_DIGITS, OutOfRange, is_currency, parse_amount, parse_ratio
 from .terms import TERMS_FIELDS
+from .vesting import Schedule, parse_portion_met
 
 MAX_LINE_BYTES = 1024 * 1024
 
@@ -108,6 +110,14 @@ def _ratio(value: Any):
         raise ValueError(f'must be a decimal or a fraction such as "2" or "1/3", not {value!r}') from None
 
 
+def _vesting(value: Any) -> Schedule:
+    return Schedule.parse(value)
+
+
+def _portion_met(value: Any):
+    return parse_portion_met(value)
+
+
 def _rights_or_all(value: Any) -> int | str:
     if value == "all":
         return "all"
@@ -129,6 +139,8 @@ _TERMS: dict[str, tuple[Callable[[Any], Any], bool, Any]] = {
     "exercise_to": (_date, True, None),
     "exercisable_only_after_departure": (_bool, False, False),
     "exercise_window_days_after_departure": (_non_negative_int, False, None),
+    "fair_value_per_right": (_money, False, None),
+    "vesting": (_vesting, False, None),
 }
 if tuple(_TERMS) != TERMS_FIELDS:  # the one list of the terms' fields is terms.TERMS_FIELDS
     raise RuntimeError("commands._TERMS must parse exactly terms.TERMS_FIELDS, in that order")
@@ -153,6 +165,7 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
         "rights": (_positive_int, True, None),
         "allotted_on": (_date, True, None),
         "payment": (_one_of("offset", "cash", "gratis"), True, None),
+        "vesting_start": (_date, False, None),
     },
     "exercise_rights": {
         "issuance": (_text, True, None),
@@ -160,6 +173,7 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
         "rights": (_positive_int, True, None),
         "exercised_on": (_date, True, None),
         "delivery": (_one_of("new_shares", "treasury_shares"), False, "new_shares"),
+        "share_price": (_money, False, None),
     },
     "forfeit_rights": {
         "issuance": (_text, True, None),
@@ -189,6 +203,13 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
     },
     "erase_holder_details": {
         "holder": (_text, True, None),
+    },
+    "record_vesting_event": {
+        "issuance": (_text, True, None),
+        "event": (_text, True, None),
+        "occurred_on": (_date, True, None),
+        "holder": (_text, False, None),
+        "portion_met": (_portion_met, False, Fraction(1)),
     },
 }
 

@@ -188,3 +188,24 @@ class AddressTooLong(Refused):
     never sees the plaintext, checks it too)."""
 
     rule = "address-too-long"
+
+
+# --- vesting ------------------------------------------------------------------------------------
+
+
+class ExerciseOfUnvested(Refused):
+    """An exercise of more rights than the holder had vested (and outstanding) at its date."""
+
+    rule = "exercise-of-unvested"
+
+
+class UnknownVestingEvent(Refused):
+    """A vesting event that no on_event tranche of the issuance's terms names."""
+
+    rule = "unknown-vesting-event"
+
+
+class VestingEventRecorded(Refused):
+    """A second record of a vesting event for the same issuance and holder (or all holders)."""
+
+    rule = "one-vesting-event-record"

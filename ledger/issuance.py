@@ -52,10 +52,14 @@ from .errors import (
     TermsAlreadySet,
     TermsNotSet,
     UnknownHolder,
+    UnknownVestingEvent,
+    VestingEventRecorded,
+    ExerciseOfUnvested,
     WindowClosed,
 )
 from .money import INT64_MAX, fits, fraction_str, fraction_fits, times
 from .terms import Terms, in_force_on, terms_in_force
+from . import vesting as v
 
 _MAX_ORDINAL = date.max.toordinal()
 
@@ -66,6 +70,7 @@ class EntryKind(Enum):
     ALLOT = "A"
     EXERCISE = "X"
     FORFEIT = "F"
+    LAPSE = "L"  # unvested rights lapsing at a departure: counted as forfeited
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class TimelineEntry:
     kind: EntryKind
     rights: int
     all_outstanding: bool = False  # a forfeit of "all": the number it stood for must not change
+    start: int = 0  # an allotment's vesting start (ordinal; 0: its own date)
 
     @property
     def on(self) -> str:
@@ -376,6 +382,7 @@ class Issuance(Aggregate):
                     f"{holder} exercised rights of {self.issuance} on {e.on}, before this "
                     f"departure on {_iso(departed_on)}, but its terms allow exercise only after"
                 )
+        self.check_vesting(holder, departed_on, departing=True)
 
     def check_adjustment_after_terms(self, effective_on: date) -> None:
         terms = self.require_terms()
@@ -481,9 +488,13 @@ class Issuance(Aggregate):
         exercise_to: date,
         exercisable_only_after_departure: bool,
         exercise_window_days_after_departure: int | None,
-        command_id: str,
-        actor: str,
-        reason: str,
+        # Added with vesting (a TermsSet stored before has neither); the metadata after them
+        # then needs defaults too: it is always given.
+        fair_value_per_right: Decimal | None = None,
+        vesting: dict | None = None,
+        command_id: str = "",
+        actor: str = "",
+        reason: str = "",
         command_digest: str = "",
     ) -> None:
         self.terms = Terms(
@@ -499,6 +510,8 @@ class Issuance(Aggregate):
             exercise_to=exercise_to,
             exercisable_only_after_departure=exercisable_only_after_departure,
             exercise_window_days_after_departure=exercise_window_days_after_departure,
+            fair_value_per_right=fair_value_per_right,
+            vesting=v.schedule_of(vesting),
         )
 
     # ------------------------------------------------------------------ allotment
@@ -515,6 +528,7 @@ class Issuance(Aggregate):
         actor: str,
         reason: str,
         command_digest: str = "",
+        vesting_start: date | None = None,
     ) -> None:
         """Allot rights to a holder; the amount payable is rights x price per right."""
         terms = self.require_terms()
@@ -524,10 +538,15 @@ class Issuance(Aggregate):
         self.check_within_terms(rights)
         self.check_same_group(holder, group)
         self.check_before_departure(holder, allotted_on, departed_on)
+        if vesting_start is not None:
+            self.check_not_before_resolution(vesting_start, "vesting start")
+        entry = TimelineEntry(
+            allotted_on.toordinal(), self.version + 1, EntryKind.ALLOT, rights,
+            start=vesting_start.toordinal() if vesting_start is not None else 0,
+        )
         if self._is_late(holder, allotted_on):
-            self.check_timeline(
-                holder, TimelineEntry(allotted_on.toordinal(), self.version + 1, EntryKind.ALLOT, rights)
-            )
+            self.check_timeline(holder, entry)
+        self.check_vesting(holder, departed_on, new=entry)
         amount = times(rights, terms.price_per_right) if payment != "gratis" else Decimal(0)
         self._allotted(
             issuance=self.issuance,
@@ -543,6 +562,7 @@ class Issuance(Aggregate):
             actor=actor,
             reason=reason,
             command_digest=command_digest,
+            vesting_start=vesting_start,
         )
 
     @event("RightsAllotted")
@@ -561,6 +581,7 @@ class Issuance(Aggregate):
         actor: str,
         reason: str,
         command_digest: str = "",
+        vesting_start: date | None = None,  # added with vesting: absent = allotted_on
     ) -> None:
         account = self.holdings.get(holder)
         if account is None:
@@ -568,13 +589,15 @@ class Issuance(Aggregate):
         account.name = name
         account.allotted += rights
         self.allotted_total += rights
-        self._record(account, allotted_on, EntryKind.ALLOT, rights)
+        start = vesting_start.toordinal() if vesting_start is not None else 0
+        self._record(account, allotted_on, EntryKind.ALLOT, rights, start=start)
 
     def _record(
-        self, account: HolderAccount, day: date, kind: EntryKind, rights: int, every: bool = False
+        self, account: HolderAccount, day: date, kind: EntryKind, rights: int, every: bool = False,
+        start: int = 0,
     ) -> None:
         ordinal = day.toordinal()
-        account.timeline.append(TimelineEntry(ordinal, self.version + 1, kind, rights, every))
+        account.timeline.append(TimelineEntry(ordinal, self.version + 1, kind, rights, every, start))
         account.last_ordinal = max(account.last_ordinal, ordinal)
         self.last_entry_ord = max(self.last_entry_ord, ordinal)
 
@@ -590,6 +613,7 @@ class Issuance(Aggregate):
         actor: str,
         reason: str,
         command_digest: str = "",
+        share_price: Decimal | None = None,
     ) -> None:
         """Turn rights into shares: floor(rights x shares per right), paying the exercise price."""
         terms = self.require_terms()
@@ -597,11 +621,9 @@ class Issuance(Aggregate):
         self.check_not_expired("exercise")
         self.check_in_exercise_period(exercised_on)
         self.check_departure_allows_exercise(holder, exercised_on, departed_on)
-        self.check_withdrawal(
-            holder,
-            TimelineEntry(exercised_on.toordinal(), self.version + 1, EntryKind.EXERCISE, rights),
-            "exercise",
-        )
+        entry = TimelineEntry(exercised_on.toordinal(), self.version + 1, EntryKind.EXERCISE, rights)
+        self.check_withdrawal(holder, entry, "exercise")
+        self.check_vesting(holder, departed_on, new=entry)
         spr, price = self.terms_on(exercised_on)
         shares = floor(rights * spr)
         self._exercised(
@@ -618,6 +640,7 @@ class Issuance(Aggregate):
             actor=actor,
             reason=reason,
             command_digest=command_digest,
+            share_price=share_price,
         )
 
     @event("RightsExercised")
@@ -636,6 +659,7 @@ class Issuance(Aggregate):
         actor: str,
         reason: str,
         command_digest: str = "",
+        share_price: Decimal | None = None,  # added with vesting's reports: the market price
     ) -> None:
         account = self.holdings[holder]
         account.exercised += rights
@@ -652,8 +676,10 @@ class Issuance(Aggregate):
         actor: str,
         reason: str,
         command_digest: str = "",
+        departed_on: date | None = None,
     ) -> None:
-        """Rights lapse unexercised; "all" stands for what is outstanding on that date."""
+        """Rights lapse unexercised; "all" stands for what is outstanding on that date.
+        Unvested rights are taken first, then vested ones."""
         self.require_terms()
         account = self.account(holder)
         self.check_not_expired("forfeiture")
@@ -669,11 +695,9 @@ class Issuance(Aggregate):
                 )
         else:
             n = int(rights)
-        self.check_withdrawal(
-            holder,
-            TimelineEntry(forfeited_on.toordinal(), self.version + 1, EntryKind.FORFEIT, n, every),
-            "forfeit",
-        )
+        entry = TimelineEntry(forfeited_on.toordinal(), self.version + 1, EntryKind.FORFEIT, n, every)
+        self.check_withdrawal(holder, entry, "forfeit")
+        self.check_vesting(holder, departed_on, new=entry)
         self._forfeited(
             issuance=self.issuance,
             holder=holder,
@@ -784,3 +808,210 @@ class Issuance(Aggregate):
         self.expired_on = expired_on
         for holder, rights in expired.items():
             self.holdings[holder].expired += rights
+
+    # ------------------------------------------------------------------ vesting
+    @property
+    def schedule(self) -> v.Schedule | None:
+        """The vesting schedule of the terms (None: every right vests on its allotment)."""
+        return self.terms.vesting if self.terms is not None else None
+
+    @property
+    def vesting_records(self) -> list[list]:
+        """Recorded vesting events: [ordinal, seq, event, holder or None, portion_met text].
+
+        Kept only once one is recorded, so that an aggregate (or a snapshot) of an issuance
+        without vesting events holds exactly what it held before vesting existed."""
+        return self.__dict__.get("_vesting_records", [])
+
+    _KINDS = {
+        EntryKind.ALLOT: v.ALLOT,
+        EntryKind.EXERCISE: v.EXERCISE,
+        EntryKind.FORFEIT: v.FORFEIT,
+        EntryKind.LAPSE: v.LAPSE,
+    }
+
+    def _walk(self, holder: str, entries: list[TimelineEntry], records: list[list]) -> v.Walk:
+        moves = [v.Movement(e.ordinal, e.seq, self._KINDS[e.kind], e.rights, e.start) for e in entries]
+        return v.walk(self.schedule, moves, v.occurrences_for(records, holder))
+
+    def lapse_on(self, holder: str, departed_on: date) -> int:
+        """Rights of `holder` still unvested at a departure recorded now on `departed_on` (what
+        lapses there when the terms say so; 0 without vesting)."""
+        schedule = self.schedule
+        account = self.holdings.get(holder)
+        if schedule is None or not schedule.unvested_lapse_on_departure or account is None:
+            return 0
+        probe = TimelineEntry(departed_on.toordinal(), self.version + 1, EntryKind.LAPSE, 0)
+        walked = self._walk(holder, [*account.timeline, probe], self.vesting_records)
+        return next(p.unvested for p in walked.points if p.movement.seq == probe.seq and p.movement.kind == v.LAPSE)
+
+    def check_vesting(
+        self,
+        holder: str,
+        departed_on: date | None,
+        new: TimelineEntry | None = None,
+        record: list | None = None,
+        departing: bool = False,
+    ) -> None:
+        """With the new entry (or vesting-event record, or departure) in its place, walk the
+        holder's rights in effective-date order: every exercise takes vested rights only
+        (`exercise-of-unvested`), and every lapse recorded at the departure still stands for
+        what was unvested then (`would-change-recorded-figure`). Nothing to check without
+        vesting terms."""
+        schedule = self.schedule
+        if schedule is None:
+            return
+        account = self.holdings.get(holder)
+        entries = list(account.timeline) if account is not None else []
+        if new is not None:
+            entries.append(new)
+        records = [*self.vesting_records, *([record] if record is not None else [])]
+        probe: TimelineEntry | None = None
+        if departed_on is not None and schedule.unvested_lapse_on_departure:
+            if departing:
+                # the lapse this departure records: what is unvested at its place in the walk
+                probe = TimelineEntry(departed_on.toordinal(), self.version + 1, EntryKind.LAPSE, 0)
+                walked = self._walk(holder, [*entries, probe], records)
+                n = next(p.unvested for p in walked.points if p.movement.seq == probe.seq and p.movement.kind == v.LAPSE)
+                probe = TimelineEntry(probe.ordinal, probe.seq, EntryKind.LAPSE, n)
+                entries.append(probe)
+            elif not any(e.kind is EntryKind.LAPSE for e in entries):
+                # recorded with nothing unvested (no lapse event): it must stay so
+                probe = TimelineEntry(departed_on.toordinal(), 2**62, EntryKind.LAPSE, 0)
+                entries.append(probe)
+        walked = self._walk(holder, entries, records)
+        for point in walked.points:
+            m = point.movement
+            on = date.fromordinal(m.ordinal).isoformat()
+            is_new = new is not None and m.seq == new.seq and m.kind == self._KINDS[new.kind]
+            if m.kind == v.EXERCISE and m.rights > point.vested:
+                if is_new:
+                    raise ExerciseOfUnvested(
+                        f"{holder} had {point.vested} vested rights of {self.issuance} outstanding "
+                        f"on {on} ({point.unvested} unvested); cannot exercise {m.rights}"
+                    )
+                raise ExerciseOfUnvested(
+                    f"with this command the recorded exercise of {m.rights} rights by {holder} on "
+                    f"{on} would exceed the {point.vested} rights then vested"
+                )
+            if m.kind == v.LAPSE and m.rights != point.unvested:
+                raise ChangesRecordedFigure(
+                    f"{holder}'s departure on {on} lapsed {m.rights} unvested rights of "
+                    f"{self.issuance}; with this command {point.unvested} would be unvested then"
+                )
+
+    def lapse_unvested(
+        self, holder: str, departed_on: date, command_id: str, actor: str, reason: str,
+        command_digest: str = "",
+    ) -> bool:
+        """At a departure, the holder's unvested rights lapse where the terms say so (recorded
+        as :class:`UnvestedLapsed`, counted as forfeited). True when something lapsed. The
+        departure's guards (:meth:`check_departure`) ran before."""
+        n = self.lapse_on(holder, departed_on)
+        if n == 0:
+            return False
+        self._lapsed(
+            issuance=self.issuance,
+            holder=holder,
+            rights=n,
+            lapsed_on=departed_on,
+            lapse_reason=LAPSE_REASON,
+            command_id=command_id,
+            actor=actor,
+            reason=reason,
+            command_digest=command_digest,
+        )
+        return True
+
+    @event("UnvestedLapsed")
+    def _lapsed(
+        self,
+        issuance: str,
+        holder: str,
+        rights: int,
+        lapsed_on: date,
+        lapse_reason: str,
+        command_id: str,
+        actor: str,
+        reason: str,
+        command_digest: str = "",
+    ) -> None:
+        account = self.holdings[holder]
+        account.forfeited += rights
+        self._record(account, lapsed_on, EntryKind.LAPSE, rights)
+
+    def check_vesting_event_named(self, event_name: str) -> Fraction:
+        schedule = self.schedule
+        portion = schedule.event_portion(event_name) if schedule is not None else None
+        if portion is None:
+            raise UnknownVestingEvent(
+                f"no on_event tranche of the terms of {self.issuance} names {event_name!r}"
+            )
+        return portion
+
+    def check_vesting_event_once(self, event_name: str, holder: str | None) -> None:
+        for r in self.vesting_records:
+            if r[2] == event_name and (r[3] is None or holder is None or r[3] == holder):
+                whom = f"holder {r[3]}" if r[3] is not None else "all holders"
+                raise VestingEventRecorded(
+                    f"vesting event {event_name!r} of {self.issuance} was recorded for {whom} "
+                    f"on {date.fromordinal(r[0]).isoformat()}"
+                )
+
+    def record_vesting_event(
+        self,
+        event_name: str,
+        occurred_on: date,
+        holder: str | None,
+        portion_met: Fraction,
+        departures: dict[str, date | None],
+        command_id: str,
+        actor: str,
+        reason: str,
+        command_digest: str = "",
+    ) -> None:
+        """A vesting event happened (met in full or `portion_met` of it): its tranche vests
+        for the allotments made on or before `occurred_on`, of `holder` or of every holder.
+        `departures` holds the departure date of every holder it covers."""
+        self.require_terms()
+        self.check_not_expired("vesting event")
+        self.check_not_before_resolution(occurred_on, "vesting event on")
+        self.check_vesting_event_named(event_name)
+        if holder is not None:
+            self.account(holder)
+        self.check_vesting_event_once(event_name, holder)
+        record = [occurred_on.toordinal(), self.version + 1, event_name, holder, fraction_str(portion_met)]
+        for h in [holder] if holder is not None else sorted(self.holdings):
+            self.check_vesting(h, departures.get(h), record=record)
+        self._vesting_event_recorded(
+            issuance=self.issuance,
+            event=event_name,
+            occurred_on=occurred_on,
+            holder=holder,
+            portion_met=fraction_str(portion_met),
+            command_id=command_id,
+            actor=actor,
+            reason=reason,
+            command_digest=command_digest,
+        )
+
+    @event("VestingEventRecorded")
+    def _vesting_event_recorded(
+        self,
+        issuance: str,
+        event: str,
+        occurred_on: date,
+        holder: str | None,
+        portion_met: str,
+        command_id: str,
+        actor: str,
+        reason: str,
+        command_digest: str = "",
+    ) -> None:
+        records = self.__dict__.setdefault("_vesting_records", [])
+        records.append([occurred_on.toordinal(), self.version + 1, event, holder, portion_met])
+        self.last_entry_ord = max(self.last_entry_ord, occurred_on.toordinal())
+
+
+#: The reason a lapse at departure records (the contract's words).
+LAPSE_REASON = "unvested at departure"

@@ -132,6 +132,7 @@ class LedgerService:
             allotted_on=cmd.allotted_on,
             payment=cmd.payment,
             departed_on=holder.departed_on if holder else None,
+            vesting_start=cmd.fields.get("vesting_start"),
             **_meta(cmd),
         )
         if holder is None:
@@ -155,6 +156,7 @@ class LedgerService:
             exercised_on=cmd.exercised_on,
             delivery=cmd.delivery,
             departed_on=self._departed_on(cmd.holder),
+            share_price=cmd.fields.get("share_price"),
             **_meta(cmd),
         )
         return [issuance]
@@ -162,7 +164,8 @@ class LedgerService:
     def forfeit_rights(self, cmd: Command) -> list[Any]:
         issuance = self.issuance(cmd.issuance)
         issuance.forfeit(
-            holder=cmd.holder, rights=cmd.rights, forfeited_on=cmd.forfeited_on, **_meta(cmd)
+            holder=cmd.holder, rights=cmd.rights, forfeited_on=cmd.forfeited_on,
+            departed_on=self._departed_on(cmd.holder), **_meta(cmd),
         )
         return [issuance]
 
@@ -170,14 +173,29 @@ class LedgerService:
         holder = self.holder(cmd.holder)
         if holder is None:
             raise UnknownHolder(f"holder {cmd.holder} has no rights on record")
-        holder.depart(
-            cmd.departed_on, [self.issuance(i) for i in holder.issuances], **_meta(cmd)
-        )
-        return [holder]
+        issuances = [self.issuance(i) for i in holder.issuances]
+        holder.depart(cmd.departed_on, issuances, **_meta(cmd))
+        # Where the terms say so, what is still unvested lapses at the departure: one event per
+        # issuance with unvested rights, after the holder's (the departure's guards ran).
+        lapsed = [i for i in issuances if i.lapse_unvested(cmd.holder, cmd.departed_on, **_meta(cmd))]
+        return [holder, *lapsed]
 
     def adjust_shares(self, cmd: Command) -> list[Any]:
         issuance = self.issuance(cmd.issuance)
         issuance.adjust(cmd.ratio, cmd.effective_on, **_meta(cmd))
+        return [issuance]
+
+    def record_vesting_event(self, cmd: Command) -> list[Any]:
+        issuance = self.issuance(cmd.issuance)
+        holders = [cmd.holder] if cmd.holder is not None else sorted(issuance.holdings)
+        issuance.record_vesting_event(
+            event_name=cmd.event,
+            occurred_on=cmd.occurred_on,
+            holder=cmd.holder,
+            portion_met=cmd.portion_met,
+            departures={h: self._departed_on(h) for h in holders},
+            **_meta(cmd),
+        )
         return [issuance]
 
     def expire_rights(self, cmd: Command) -> list[Any]:

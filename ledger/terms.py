@@ -9,13 +9,14 @@ from the same events.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
 from .money import decimals, minor_digits, round_up_to_minor
+from .vesting import Schedule
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +35,33 @@ class Terms:
     exercise_to: date
     exercisable_only_after_departure: bool = False
     exercise_window_days_after_departure: int | None = None
+    # Added with vesting: a TermsSet stored before them has neither (None: the fair value is
+    # the price per right; rights vest on allotment).
+    fair_value_per_right: Decimal | None = None
+    vesting: Schedule | None = None
 
     @classmethod
     def from_fields(cls, values: Mapping[str, Any]) -> Terms:
-        """The terms from a mapping holding (at least) every field, e.g. a set_terms command's."""
-        return cls(**{name: values[name] for name in TERMS_FIELDS})
+        """The terms from a mapping holding every field (a set_terms command's, a stored
+        TermsSet's: a field it lacks takes its default; ``vesting`` as its JSON object or a
+        :class:`~.vesting.Schedule`)."""
+        out = {name: values[name] for name in TERMS_FIELDS if name in values}
+        if out.get("vesting") is not None:
+            out["vesting"] = Schedule.parse(out["vesting"])
+        return cls(**out)
 
     def as_fields(self) -> dict[str, Any]:
-        """The fields in :data:`TERMS_FIELDS` order, as the flat ``TermsSet`` event stores them."""
-        return asdict(self)
+        """The fields in :data:`TERMS_FIELDS` order, as the flat ``TermsSet`` event stores them
+        (``vesting`` as its normalised JSON object)."""
+        out = {name: getattr(self, name) for name in TERMS_FIELDS}
+        if self.vesting is not None:
+            out["vesting"] = self.vesting.as_json()
+        return out
+
+    @property
+    def fair_value(self) -> Decimal:
+        """The fair value of one right at the grant date (default: the price per right)."""
+        return self.price_per_right if self.fair_value_per_right is None else self.fair_value_per_right
 
     @property
     def shares(self) -> int:

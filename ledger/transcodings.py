@@ -17,7 +17,7 @@ from eventsourcing.persistence import (
 )
 
 from .issuance import EntryKind, HolderAccount, TimelineEntry
-from .terms import TERMS_FIELDS, Terms
+from .terms import Terms
 
 
 class DateAsISO(Transcoding):
@@ -40,24 +40,29 @@ class TermsAsDict(Transcoding):
     name = "terms"
 
     def encode(self, obj: Terms) -> dict[str, Any]:
-        return {name: getattr(obj, name) for name in TERMS_FIELDS}
+        return obj.as_fields()
 
     def decode(self, data: dict[str, Any]) -> Terms:
-        return Terms(**data)
+        # a snapshot taken before vesting has fewer fields: they take their defaults
+        return Terms.from_fields(data)
 
 
 class TimelineEntryAsList(Transcoding):
-    """A timeline entry in a snapshot: [ordinal, seq, kind, rights, all_outstanding], compact."""
+    """A timeline entry in a snapshot: [ordinal, seq, kind, rights, all_outstanding], compact,
+    then the vesting start of an allotment that has one."""
 
     type = TimelineEntry
     name = "timeline_entry"
 
     def encode(self, obj: TimelineEntry) -> list[Any]:
-        return [obj.ordinal, obj.seq, obj.kind.value, obj.rights, obj.all_outstanding]
+        out = [obj.ordinal, obj.seq, obj.kind.value, obj.rights, obj.all_outstanding]
+        if obj.start:
+            out.append(obj.start)
+        return out
 
     def decode(self, data: list[Any]) -> TimelineEntry:
-        ordinal, seq, kind, rights, every = data
-        return TimelineEntry(ordinal, seq, EntryKind(kind), rights, every)
+        ordinal, seq, kind, rights, every, *start = data
+        return TimelineEntry(ordinal, seq, EntryKind(kind), rights, every, start[0] if start else 0)
 
 
 class HolderAccountAsDict(Transcoding):

@@ -12,6 +12,7 @@ table's columns (:mod:`.schema`), the fold, the writer's statements and the chec
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -20,6 +21,11 @@ from typing import Any
 from ..ledger.terms import TERMS_FIELDS
 
 ZERO = Decimal(0)
+
+
+def vesting_text(vesting: Any) -> str:
+    """The terms' vesting object as the read models keep it: canonical JSON text."""
+    return json.dumps(vesting, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,11 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
             )
         ]
     if kind == "TermsSet":
-        return [IssuanceInfo(e.issuance, {c: getattr(e, c) for c in TERMS_FIELDS})]
+        # a TermsSet stored before vesting lacks its fields: they mean their defaults (None)
+        columns = {c: getattr(e, c, None) for c in TERMS_FIELDS}
+        if columns["vesting"] is not None:
+            columns["vesting"] = vesting_text(columns["vesting"])
+        return [IssuanceInfo(e.issuance, columns)]
     if kind == "RightsAllotted":
         paid = e.amount if e.payment in ("offset", "cash") else ZERO
         return [
@@ -158,6 +168,10 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
     if kind == "RightsForfeited":
         return [
             HoldingDelta(e.issuance, e.holder, e.forfeited_on, position, "", forfeited=e.rights)
+        ]
+    if kind == "UnvestedLapsed":  # unvested rights lapsing at a departure count as forfeited
+        return [
+            HoldingDelta(e.issuance, e.holder, e.lapsed_on, position, "", forfeited=e.rights)
         ]
     if kind == "RightsExpired":
         return [

@@ -23,6 +23,8 @@ EVENT_TYPES = {
     "Holder.Departed": ("holder_departed", "departed_on"),
     "Holder.DetailsRecorded": ("holder_details_recorded", "effective_on"),
     "Holder.DetailsErased": ("holder_details_erased", None),
+    "Issuance.UnvestedLapsed": ("unvested_lapsed", "lapsed_on"),
+    "Issuance.VestingEventRecorded": ("vesting_event_recorded", "occurred_on"),
 }
 _INTERNAL = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 _META = ("command_id", "actor", "reason", "command_digest")

@@ -32,8 +32,10 @@ from .fold import COUNTS, MONEY
 # The layout of the proj_* tables. Raise it whenever a table or a column changes, or what
 # the fold writes into them: stores projected with an older layout are refolded by writers.
 # 1: the layout before this number was kept (32-bit counts, money as String(64)).
+# 2: 64-bit counts, money as text.
 # 3: holders' sealed details and erasures (proj_holder_details, proj_holder_erasures).
-SCHEMA_VERSION = 3
+# 4: vesting (the terms' vesting and fair value; vested rights of holdings).
+SCHEMA_VERSION = 4
 
 
 class Money(TypeDecorator):
@@ -81,6 +83,8 @@ issuances = Table(
     Column("exercisable_only_after_departure", Boolean),
     Column("exercise_window_days_after_departure", BigInteger),
     Column("expired_on", Date),
+    Column("fair_value_per_right", Money),
+    Column("vesting", Text),  # the terms' vesting object as canonical JSON (NULL: vests on allotment)
 )
 
 adjustments = Table(

@@ -70,3 +70,14 @@ def details(holder: str = "h1", address: str = "1-1 Chiyoda, Tokyo", on: str = "
 
 def erase(holder: str = "h1", **kw: Any) -> dict[str, Any]:
     return {"id": cid(), "type": "erase_holder_details", "holder": holder, "reason": "erasure request", **kw}
+
+
+def vest(event: str = "ipo", on: str = "2021-01-01", issuance: str = "s1", **kw: Any) -> dict[str, Any]:
+    """A record_vesting_event (every holder unless `holder` is given)."""
+    return {"id": cid(), "type": "record_vesting_event", "issuance": issuance, "event": event,
+            "occurred_on": on, **kw}
+
+
+def schedule(*tranches: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A vesting object of the terms."""
+    return {"tranches": list(tranches), **kw}

@@ -139,6 +139,13 @@ ONLY_AFTER = dict(exercisable_only_after_departure=True)
 MAX = 2**63 - 1  # the store's integers: every quantity and figure must fit
 FREE = dict(price_per_right="1", exercise_price_per_share="0")
 PERIOD_2021 = dict(exercise_from="2021-01-01", exercise_to="2021-12-31")
+# Vesting schedules (allotments on 2020-02-01 unless said otherwise)
+CLIFF = f.schedule({"portion": "1/4", "after_months": 12},
+                   {"portion": "1/48", "after_months": 13, "every_months": 1, "occurrences": 36})
+HALVES = f.schedule({"portion": "1/2", "after_months": 1}, {"portion": "1/2", "after_months": 12})
+HALVES_YEARLY = f.schedule({"portion": "1/2", "after_months": 12}, {"portion": "1/2", "after_months": 24})
+MONTHLY_HALVES = f.schedule({"portion": "1/2", "after_months": 1, "every_months": 1, "occurrences": 2})
+ON_IPO = f.schedule({"portion": "1/2", "after_months": 24}, {"portion": "1/2", "on_event": "ipo"})
 
 
 def _rules() -> list[Any]:
@@ -339,6 +346,61 @@ def _rules() -> list[Any]:
         Rule("late/expiry-after-a-forfeit-dated-after-it",
              [*setup(**PERIOD_2021), A("h1"), F("h1", 1, on="2022-06-01")],
              f.expire(on="2022-01-01"), E.ExpiryBeforeRecorded, [f.expire(on="2022-06-01")]),
+        # --- Vesting: exercise of vested rights only; forfeits take unvested first; lapses ------
+        Rule("exercise-of-unvested/before-the-cliff", [*setup(vesting=CLIFF), A("h1", 48)],
+             X("h1", 1, on="2021-01-31"), E.ExerciseOfUnvested, [X("h1", 12, on="2021-02-01")]),
+        Rule("exercise-of-unvested/more-than-the-instalments-so-far",
+             [*setup(vesting=CLIFF), A("h1", 48), X("h1", 12, on="2021-02-01")],
+             X("h1", 2, on="2021-03-01"), E.ExerciseOfUnvested, [X("h1", 1, on="2021-03-01")]),
+        Rule("exercise-of-unvested/month-end-clamping",
+             [*setup(vesting=f.schedule({"portion": "1", "after_months": 1})),
+              A("h1", 4, vesting_start="2020-01-31")],
+             X("h1", 1, on="2020-02-28"), E.ExerciseOfUnvested, [X("h1", 4, on="2020-02-29")]),
+        Rule("exercise-of-unvested/instalments-already-due-vest-on-the-allotment",
+             [*setup(vesting=HALVES), A("h1", 10, allotted_on="2020-03-01", vesting_start="2020-01-10")],
+             X("h1", 6, on="2020-03-01"), E.ExerciseOfUnvested, [X("h1", 5, on="2020-03-01")]),
+        Rule("exercise-of-unvested/forfeit-takes-unvested-first",
+             [*setup(vesting=HALVES), A("h1", 10), F("h1", 3, on="2020-03-01")],
+             X("h1", 6, on="2020-03-01"), E.ExerciseOfUnvested, [X("h1", 5, on="2020-03-01")]),
+        Rule("exercise-of-unvested/event-met-in-part",
+             [*setup(vesting=ON_IPO), A("h1", 10), f.vest("ipo", on="2021-01-01", portion_met="1/2")],
+             X("h1", 3, on="2021-01-01"), E.ExerciseOfUnvested, [X("h1", 2, on="2021-01-01")]),
+        Rule("exercise-of-unvested/event-covers-allotments-made-on-or-before-it",
+             [*setup(vesting=ON_IPO), A("h1", 10), A("h2", 10, allotted_on="2021-01-02"),
+              f.vest("ipo", on="2021-01-01")],
+             X("h2", 1, on="2021-06-01"), E.ExerciseOfUnvested, [X("h1", 5, on="2021-06-01")]),
+        Rule("exercise-of-unvested/late-departure-lapses-what-a-recorded-exercise-needed",
+             [*setup(vesting=HALVES_YEARLY), A("h1", 10), X("h1", 10, on="2022-02-01")],
+             f.depart("h1", on="2021-06-01"), E.ExerciseOfUnvested, [f.depart("h1", on="2022-02-01")]),
+        Rule("would-change-recorded-figure/vesting-event-before-a-recorded-lapse",
+             [*setup(vesting=ON_IPO), A("h1", 10), f.depart("h1", on="2021-06-01")],
+             f.vest("ipo", on="2021-01-01"), E.ChangesRecordedFigure, [f.vest("ipo", on="2021-06-02")]),
+        Rule("would-change-recorded-figure/late-allotment-unvested-at-a-recorded-departure",
+             [*setup(vesting=MONTHLY_HALVES), A("h1", 10), f.depart("h1", on="2021-01-01")],
+             A("h1", 10, allotted_on="2020-12-01"), E.ChangesRecordedFigure,
+             [A("h1", 10, allotted_on="2020-10-01")]),
+        Rule("unknown-vesting-event", [*setup(vesting=ON_IPO), A("h1")],
+             f.vest("listing"), E.UnknownVestingEvent, [f.vest("ipo")]),
+        Rule("unknown-vesting-event/terms-without-vesting", [*setup(), A("h1")],
+             f.vest("ipo"), E.UnknownVestingEvent, [X("h1")]),
+        Rule("one-vesting-event-record/all-then-one-holder",
+             [*setup(vesting=ON_IPO), A("h1"), f.vest("ipo")],
+             f.vest("ipo", holder="h1", on="2021-02-01"), E.VestingEventRecorded, [X("h1", 5)]),
+        Rule("one-vesting-event-record/same-holder",
+             [*setup(vesting=ON_IPO), A("h1"), A("h2"), f.vest("ipo", holder="h1")],
+             f.vest("ipo", holder="h1", on="2021-02-01"), E.VestingEventRecorded,
+             [f.vest("ipo", holder="h2")]),
+        Rule("nothing-before-resolution/vesting-start", [*setup(vesting=CLIFF)],
+             A("h1", vesting_start="2020-01-09"), E.BeforeResolution,
+             [A("h1", vesting_start="2020-01-10")]),
+        Rule("nothing-before-resolution/vesting-event", [*setup(vesting=ON_IPO), A("h1")],
+             f.vest("ipo", on="2020-01-09"), E.BeforeResolution, [f.vest("ipo", on="2020-01-10")]),
+        Rule("unknown-holder/vesting-event", [*setup(vesting=ON_IPO), A("h1")],
+             f.vest("ipo", holder="h9"), E.UnknownHolder, [f.vest("ipo", holder="h1")]),
+        Rule("terms-required/vesting-event", [f.resolution("s1")], f.vest("ipo"), E.TermsNotSet,
+             [f.terms(vesting=ON_IPO), f.vest("ipo")]),
+        Rule("issuance-expired/vesting-event", [*setup(vesting=ON_IPO), A("h1"), f.expire(on="2040-02-02")],
+             f.vest("ipo", on="2030-01-01"), E.IssuanceExpired, [f.resolution("s2")]),
         # --- Every figure fits a signed 64-bit integer: refused at max + 1, accepted at max ------
         Rule("quantity-out-of-range/terms-shares", [f.resolution("s1")],
              f.terms(rights=2, shares_per_right=2**62, **FREE), E.QuantityOutOfRange,
@@ -700,6 +762,7 @@ VALID: dict[str, dict[str, Any]] = {
     "erase_holder_details": {**f.erase("h1"), "id": "v"},
     "adjust_shares": {**f.adjust("1/3"), "id": "v"},
     "expire_rights": {**f.expire(), "id": "v"},
+    "record_vesting_event": {**f.vest("ipo", holder="h1", portion_met="1/2"), "id": "v"},
 }
 
 

@@ -27,6 +27,9 @@ from equity_ledger.ledger.commands import SCHEMAS, parse_command
 FIXTURES = Path(__file__).parent / "fixtures" / "ocf"
 SEED = Path(__file__).resolve().parents[1] / "ledger" / "samples" / "iij-2013-sar.jsonl"
 HAS_VESTING = "vesting" in SCHEMAS["set_terms"]
+# Holdings rows with the vested figures (issue 14's read models): the month-end test needs them.
+HAS_VESTED_FIGURES = any(key == "rights_vested" for key, *_ in
+                         __import__("equity_ledger.cli.queries", fromlist=["x"]).HOLDING_COLUMNS)
 needs_vesting = pytest.mark.skipif(
     not HAS_VESTING, reason="vesting is not a set_terms field yet (issue 14 not merged): "
     "these run as soon as ledger.commands.SCHEMAS['set_terms'] has 'vesting'")
@@ -449,6 +452,7 @@ def _month_ends(start: date, end: date) -> list[date]:
 
 
 @needs_vesting
+@pytest.mark.skipif(not HAS_VESTED_FIGURES, reason="holdings have no rights_vested yet (issue 14, read models)")
 def test_the_tutorial_vests_as_its_terms_say_at_every_month_end(tmp_path: Path) -> None:
     from decimal import ROUND_HALF_UP, Decimal
 
@@ -470,8 +474,9 @@ def test_the_tutorial_vests_as_its_terms_say_at_every_month_end(tmp_path: Path) 
 @needs_vesting
 def test_vesting_round_trips(store_url: str, second_store: Any, tmp_path: Path) -> None:
     cmds = [F.resolution("v1"), F.terms("v1", vesting=FOUR_YEAR_CLIFF),
-            F.allot("h1", 48, "v1", vesting_start="2019-12-01"), F.allot("h2", 10, "v1", group="employee"),
-            F.exercise("h1", 12, "2021-01-01", "v1"), F.depart("h2", "2021-06-30")]
+            # A vesting start before the allotment (a hire date), not before the resolution.
+            F.allot("h1", 48, "v1", vesting_start="2020-01-10"), F.allot("h2", 10, "v1", group="employee"),
+            F.exercise("h1", 12, "2021-03-01", "v1"), F.depart("h2", "2021-06-30")]
     apply_all(store_url, cmds)
     bundle = export(store_url, tmp_path / "v")
     check_bundle_files(bundle)

@@ -37,6 +37,7 @@ VALID: dict[str, dict[str, Any]] = {
     "expire_rights": f.expire(),
     "record_holder_details": f.details("h1", "東京都千代田区1-1"),
     "erase_holder_details": f.erase("h1"),
+    "record_vesting_event": f.vest("ipo", holder="h1", portion_met="1/2"),
 }
 assert set(VALID) == set(SCHEMAS)
 
