@@ -12,13 +12,16 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
-
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .ledger.errors import StoreUnavailable
-from .ledger.log import LogReader
 from .ledger.store import STORE_FORMAT, StoreConfig, events_table, load_ledger_key, store_config
+
+
+if TYPE_CHECKING:  # the CLI imports this module on every start: SQLAlchemy only when used
+    from sqlalchemy.engine import Connection
+
+    from .ledger.log import LogReader
 
 
 @dataclass
@@ -26,8 +29,8 @@ class View:
     """One consistent state of a store: a connection in a read transaction, its log, and how
     far the projections are (their tracking position against the log's head)."""
 
-    conn: Connection
-    log: LogReader
+    conn: "Connection"
+    log: "LogReader"
     config: StoreConfig
     key: bytes | None
     status: Any
@@ -115,6 +118,7 @@ class Books:
 
             self._read_models = ReadModels(self.config, readonly=True)
         try:
+            from .ledger.log import LogReader
             from .projections import tracking
             from .projections.projector import Status
 
@@ -144,7 +148,7 @@ def _check_path(path: str) -> None:
         raise StoreUnavailable(f"cannot open store {path}: it is a directory, not an SQLite file")
 
 
-def _check_ours(log: LogReader, config: StoreConfig) -> None:
+def _check_ours(log: "LogReader", config: StoreConfig) -> None:
     tables = log.tables()
     table, _ = events_table(config.kind)
     if not {table, "ledger_chain", "ledger_commands"} <= tables:
