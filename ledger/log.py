@@ -14,16 +14,17 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 from uuid import UUID
 
-from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
-
 from .store import events_table, snapshots_table
-from .transcodings import fast_loads, register_transcodings
 
 PAGE = 5000
 
 
-def make_mapper() -> Mapper[UUID]:
+def make_mapper() -> Any:
     """A mapper equal to the application's (same transcodings), built without a store."""
+    from eventsourcing.persistence import JSONTranscoder, Mapper
+
+    from .transcodings import register_transcodings
+
     transcoder = JSONTranscoder()
     register_transcodings(transcoder)
     return Mapper(transcoder=transcoder)
@@ -42,7 +43,9 @@ class StoredRow:
     # as text: an upper-cased id names the same UUID but hides the aggregate from lookups).
     canonical_id: bool = True
 
-    def stored_event(self) -> StoredEvent:
+    def stored_event(self) -> Any:
+        from eventsourcing.persistence import StoredEvent
+
         return StoredEvent(self.originator_id, self.version, self.topic, self.state)
 
 
@@ -58,15 +61,23 @@ def _uuid(value: Any) -> UUID:
 class LogReader:
     """Reads the log of one store: by position, decoded or as (type, fields), and its tables."""
 
-    def __init__(self, source: Any, kind: str, mapper: Mapper[UUID] | None = None) -> None:
+    def __init__(self, source: Any, kind: str, mapper: Any = None) -> None:
         """`source` is a SQLAlchemy Connection (reads share its transaction), an Engine (a short
         connection per read), or the event store's recorder (the writer's own connection)."""
         self.source = source
         self.kind = kind
-        self.mapper = mapper or make_mapper()
+        # Decoding needs eventsourcing and the domain's transcodings: a query that only reads
+        # the head of the log never imports them.
+        self._mapper = mapper
+        self._loads: Any = None
         self._events, self._pos = events_table(kind)
         self._snapshots = snapshots_table(kind)
-        self._loads = fast_loads(self.mapper.transcoder)
+
+    @property
+    def mapper(self) -> Any:
+        if self._mapper is None:
+            self._mapper = make_mapper()
+        return self._mapper
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -127,6 +138,10 @@ class LogReader:
         The projections' reader: a fold needs the event's type and fields, not a domain event
         with its UUID and version, and building those costs more than the fold itself.
         """
+        if self._loads is None:
+            from .transcodings import fast_loads
+
+            self._loads = fast_loads(self.mapper.transcoder)
         loads = self._loads
         return [
             (r.position, event_kind(r.topic), SimpleNamespace(**loads(r.state)))
@@ -142,8 +157,7 @@ class LogReader:
             (oid, after_version),
         )
         return [
-            self.mapper.to_domain_event(StoredEvent(originator_id, int(v), topic, bytes(state)))
-            for v, topic, state in rows
+            self.decode(StoredRow(0, originator_id, int(v), topic, bytes(state))) for v, topic, state in rows
         ]
 
     # ------------------------------------------------------------------ chain and commands
