@@ -71,6 +71,19 @@ class Books:
         """Apply commands and bring the projections up to date (the service's one apply)."""
         return self.service.apply(commands, projections=self.projector, progress=progress)
 
+    def check(self, commands: Iterable[Any]) -> Iterator[Any]:
+        """Check commands as if applied, storing nothing (``apply --dry-run``): the service's
+        outcomes, one per command, over a unit of work that never writes."""
+        from .ledger.service import LedgerService
+        from .ledger.unit_of_work import DryRunUnitOfWork
+
+        self._refuse_foreign_file()
+        service = LedgerService(DryRunUnitOfWork(self.config, self.key, self.warn))
+        try:
+            yield from service.iter_check(commands)
+        finally:
+            service.close()
+
     def _refuse_foreign_file(self) -> None:
         """An existing SQLite file that holds tables, none of them ours, is another program's."""
         if self.config.kind != "sqlite" or not os.path.exists(self.config.display):
