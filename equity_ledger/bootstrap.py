@@ -115,7 +115,7 @@ class Books:
                     f"cannot read store {path}: no such file (create it with `equity-ledger init`, "
                     "`apply` or `demo`)"
                 )
-            _check_path(path)
+            _check_path(path, "read")
             if os.path.getsize(path) == 0:
                 raise StoreUnavailable(f"{path} is not an equity-ledger store (an empty file)")
 
@@ -152,9 +152,9 @@ class Books:
             self._service.uow.close()
 
 
-def _check_path(path: str) -> None:
+def _check_path(path: str, verb: str = "open") -> None:
     if os.path.isdir(path):
-        raise StoreUnavailable(f"cannot open store {path}: it is a directory, not an SQLite file")
+        raise StoreUnavailable(f"cannot {verb} store {path}: it is a directory, not an SQLite file")
 
 
 def _check_ours(log: LogReader, config: StoreConfig) -> None:
@@ -176,7 +176,11 @@ def _is_store_error(e: BaseException) -> bool:
 
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    first = text[0] if text else type(e).__name__
+    # SQLAlchemy prefixes the driver's message with its class: "(psycopg.OperationalError) ..."
+    if first.startswith("(") and ") " in first:
+        first = first.split(") ", 1)[1]
+    return first
 
 
 @contextmanager
