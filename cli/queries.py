@@ -67,6 +67,29 @@ HISTORY_COLUMNS = [
 ]
 
 
+# What a table too wide for the terminal keeps, and what it leaves out first (`--wide` shows all).
+HOLDING_KEEP = ("holder", "name", "group", "issuance", "holders", "rights_outstanding", "shares_underlying")
+HOLDING_DROP_ORDER = [
+    "exercise_price_paid", "rights_expired", "rights_forfeited", "shares_delivered",
+    "amount_offset", "currency", "rights_exercised", "rights_allotted",
+]
+# By group or issuance (the demo's table): the money offset matters more than the counts.
+HOLDING_DROP_ORDER_TOTALS = [
+    "exercise_price_paid", "rights_expired", "rights_forfeited", "shares_delivered",
+    "rights_exercised", "rights_allotted", "currency", "amount_offset",
+]
+REGISTER_KEEP = ("holder", "name", "group", "rights_held")
+REGISTER_DROP_ORDER = [
+    "payment", "share_class", "acquired_on", "exercise_from", "exercise_to", "currency",
+    "amount_paid", "exercise_price_per_share", "shares_per_right", "rights_allotted",
+]
+HISTORY_KEEP = ("position", "effective_on", "type", "issuance", "holder", "figures")
+HISTORY_DROP_ORDER = ["recorded_at", "reason", "actor", "command_id"]
+HISTORY_MIN_WIDTHS = {"figures": 20, "type": 12}
+
+WIDE_HELP = "Show every column, even wider than the terminal."
+
+
 def when_text(day: Optional[date]) -> str:
     """How titles say which events count."""
     return f"as at {day.isoformat()}" if day else "all recorded events"
@@ -92,6 +115,7 @@ def holdings_totals(view: Any, by: str, issuance: Optional[str], as_of: Optional
 def print_holdings(
     rows: list[dict[str, Any]], by: str, fmt: str, title: Optional[str] = None,
     totals: Optional[list[dict[str, Any]]] = None, caption: Optional[str] = None,
+    wide: bool = False,
 ) -> None:
     """Holdings rows as a table (with total lines), JSON or CSV."""
     if fmt == "json":
@@ -99,7 +123,9 @@ def print_holdings(
     elif fmt == "csv":
         render.write_csv(rows)
     else:
-        render.table(title, HOLDING_KEY_COLUMNS[by] + HOLDING_COLUMNS, rows, totals or [], caption=caption)
+        render.table(title, HOLDING_KEY_COLUMNS[by] + HOLDING_COLUMNS, rows, totals or [], caption=caption,
+                     wide=wide, keep=HOLDING_KEEP,
+                     drop_order=HOLDING_DROP_ORDER if by == "person" else HOLDING_DROP_ORDER_TOTALS)
 
 
 @app.command()
@@ -109,6 +135,7 @@ def holdings(
     issuance: Optional[str] = typer.Option(None, "--issuance", help="Only this issuance."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="As at the end of this date (YYYY-MM-DD)."),
     fmt: Format = typer.Option(Format.table, "--format"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Holdings by person, group or issuance, now or as at a date."""
     day = parse_date(as_of)
@@ -117,7 +144,8 @@ def holdings(
         rows = holdings_rows(view, by.value, issuance, day)
         totals = holdings_totals(view, by.value, issuance, day) if fmt == Format.table else None
     scope = f"issuance {issuance}" if issuance else "all issuances"
-    print_holdings(rows, by.value, fmt.value, f"Holdings by {by.value}, {scope}, {when_text(day)}", totals)
+    print_holdings(rows, by.value, fmt.value, f"Holdings by {by.value}, {scope}, {when_text(day)}", totals,
+                   wide=wide)
 
 
 # ------------------------------------------------------------------------------- register
@@ -127,6 +155,7 @@ def register(
     issuance: str = typer.Argument(..., help="The issuance id."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="As at the end of this date (YYYY-MM-DD)."),
     fmt: Format = typer.Option(Format.table, "--format"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """The register of stock acquisition rights of one issuance (Companies Act art. 249)."""
     from ..projections import queries
@@ -154,7 +183,8 @@ def register(
         f"Register of stock acquisition rights: {info['issuance']} ({info['title']}), "
         f"{info['issuer']}, {when_text(day)}"
     )
-    render.table(title, REGISTER_COLUMNS, shown, [total] if rows else [])
+    render.table(title, REGISTER_COLUMNS, shown, [total] if rows else [], wide=wide,
+                 keep=REGISTER_KEEP, drop_order=REGISTER_DROP_ORDER)
 
 
 # -------------------------------------------------------------------------------- history
@@ -164,6 +194,7 @@ def history(
     issuance: Optional[str] = typer.Option(None, "--issuance", help="Only events of this issuance."),
     holder: Optional[str] = typer.Option(None, "--holder", help="Only events of this holder."),
     fmt: HistoryFormat = typer.Option(HistoryFormat.table, "--format"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Every stored event in store order, with its dates, figures, command id, actor and reason."""
     from ..projections.history import figures_text, history_rows
@@ -173,4 +204,6 @@ def history(
         if fmt == HistoryFormat.json:
             render.write_json(list(rows))
             return
-        render.table("History", HISTORY_COLUMNS, (dict(r, figures=figures_text(r)) for r in rows))
+        render.table("History", HISTORY_COLUMNS, (dict(r, figures=figures_text(r)) for r in rows),
+                     wide=wide, keep=HISTORY_KEEP, drop_order=HISTORY_DROP_ORDER,
+                     min_widths=HISTORY_MIN_WIDTHS)
