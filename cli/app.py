@@ -38,11 +38,26 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+    xlsx = "xlsx"
 
 
 class HistoryFormat(str, Enum):
     table = "table"
     json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+OUTPUT_HELP = "Write to this file instead of stdout (required with --format xlsx; CSV gets a UTF-8 BOM)."
+
+
+def check_output(fmt: str, output: Optional[str]) -> None:
+    """`--format xlsx` needs `--output FILE`; a table is for the terminal only."""
+    if fmt == "xlsx" and not output:
+        raise typer.BadParameter("--format xlsx writes a workbook: give --output FILE", param_hint="--output")
+    if fmt == "table" and output:
+        raise typer.BadParameter("a table is printed; use --format csv, json or xlsx with --output",
+                                 param_hint="--output")
 
 
 _db: dict[str, Optional[str]] = {"url": None}

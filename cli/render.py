@@ -100,6 +100,18 @@ def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = No
     sys.stdout.write(to_csv(rows, columns))
 
 
+def write_file(path: str, text: str, bom: bool = False) -> None:
+    """Write `text` to the file `path` as UTF-8 (with a byte-order mark when `bom`: Excel on
+    Japanese Windows reads a CSV without one as Shift_JIS and garbles the names)."""
+    from ..ledger.errors import LedgerError
+
+    try:
+        with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+            f.write(text)
+    except OSError as e:
+        raise LedgerError(f"cannot write {safe_text(path)}: {e.strerror}") from None
+
+
 def write_json(rows: Any) -> None:
     """Print a value as a JSON document on stdout."""
     sys.stdout.write(to_json(rows) + "\n")
