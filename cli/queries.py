@@ -266,10 +266,11 @@ def history(
     output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help=OUTPUT_HELP),
 ) -> None:
     """Every stored event in store order, with its dates, figures, command id, actor and reason."""
-    from ..projections.history import figures_text, history_rows
+    from ..projections.history import check_known, figures_text, history_rows
 
     check_output(fmt.value, output)
     with open_books(db_url()) as books, books.reading() as view:
+        check_known(view.log, issuance=issuance, holder=holder)
         rows = history_rows(view.log, issuance=issuance, holder=holder)
         if fmt == HistoryFormat.json:
             export(list(rows), [], "json", output, "History")
