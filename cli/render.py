@@ -206,7 +206,8 @@ def table(
     `drop_order` first (then, right to left, any column not named in `keep`), and a caption
     names them (`min_widths` gives a text column more room than the default before that
     happens). `wide` shows every column (wider than the terminal if it must be). Off a
-    terminal without $COLUMNS the whole table is printed at its natural width.
+    terminal without $COLUMNS the whole table is printed at its natural width. Only when the
+    kept columns cannot fit at all do figures fold onto a second line (every digit shown).
     """
     from rich.console import Console
     from rich.table import Table
@@ -239,9 +240,15 @@ def table(
                 break
             shown.remove(i)
             hidden.append(safe_text(cols[i][1]))
+    fold_numbers = False
     if target is None:
         target = total(natural, shown)
-    target = max(target, total(minimum, shown))  # --wide, or nothing left to leave out
+    elif not wide and total(minimum, shown) > target:
+        # Even the columns kept do not fit (huge figures on a narrow terminal): figures fold
+        # onto two lines, every digit shown, rather than the table running off the screen.
+        fold_numbers = True
+    else:
+        target = max(target, total(minimum, shown))  # --wide: every column, wider if it must
     squeeze = total(natural, shown) > target
     if hidden:
         note = f"not shown: {', '.join(hidden)} (--wide shows every column)"
@@ -257,7 +264,9 @@ def table(
         head = safe_text(header)
         if numeric and squeeze and cell_width(head) > minimum[i]:
             head = head.replace(" ", "\n")  # a long header on two lines, not a wider column
-        if numeric:
+        if numeric and fold_numbers:
+            t.add_column(Text(head), justify="right", overflow="fold")
+        elif numeric:
             t.add_column(Text(head), justify="right", no_wrap=True, min_width=minimum[i])
         else:
             t.add_column(Text(head), justify="left", overflow="fold")
