@@ -342,6 +342,51 @@ def test_postgresql_url_forms(tmp_path: Path):
         drop_pg_database(name)
 
 
+def test_postgresql_roles_of_the_readme(tmp_path: Path):
+    """The README's GRANT statements: the writer writes, the auditor reads and checks only."""
+    import uuid
+
+    import psycopg
+
+    from helpers import PG_ADMIN_URL, PG_URL, _require_pg
+
+    _require_pg()
+    base = PG_URL.rsplit("/", 1)[0]
+    admin = (PG_ADMIN_URL or base + "/postgres").replace("postgresql+psycopg://", "postgresql://", 1)
+    tag = uuid.uuid4().hex[:8]
+    db, writer, auditor = f"el_roles_{tag}", f"ledger_writer_{tag}", f"ledger_auditor_{tag}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {writer} LOGIN PASSWORD 'writer-secret'")
+        conn.execute(f"CREATE ROLE {auditor} LOGIN PASSWORD 'auditor-secret'")
+        conn.execute(f"CREATE DATABASE {db} OWNER {writer}")
+    host = base.split("@", 1)[1]
+    try:
+        with psycopg.connect(admin.rsplit("/", 1)[0] + "/" + db, autocommit=True) as conn:
+            for sql in (
+                f"REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                f"GRANT CONNECT ON DATABASE {db} TO {writer}, {auditor}",
+                f"GRANT USAGE ON SCHEMA public TO {auditor}",
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {writer} IN SCHEMA public GRANT SELECT ON TABLES TO {auditor}",
+            ):
+                conn.execute(sql)
+        w = f"postgresql://{writer}:writer-secret@{host}/{db}"
+        a = f"postgresql://{auditor}:auditor-secret@{host}/{db}"
+        file = write_jsonl(tmp_path / "a.jsonl", f.setup() + [f.allot("h1", 3)])
+        assert run_cli("apply", str(file), db=w).code == 0
+        for args in (("holdings", "--format", "json"), ("audit", "verify"), ("audit", "digest"),
+                     ("history", "--format", "csv"), ("apply", "--dry-run", str(file))):
+            r = run_cli(*args, db=a)
+            assert r.code == 0, (args, r.stderr)
+        more = write_jsonl(tmp_path / "b.jsonl", [f.allot("h2", 3)])
+        r = run_cli("apply", str(more), db=a)
+        assert r.code == 1 and "permission denied" in r.stderr and "auditor-secret" not in r.stderr
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {auditor}")
+            conn.execute(f"DROP ROLE IF EXISTS {writer}")
+
+
 def test_messages_name_exactly_what_is_wrong(tmp_path: Path):
     r = run_cli("apply", str(tmp_path), db=f"sqlite:///{tmp_path}/x.sqlite")
     assert r.code == 2 and "is a directory" in r.stderr
