@@ -42,10 +42,10 @@ class Format(str, Enum):
 
 
 class HistoryFormat(str, Enum):
+    """Formats of `audit replay` (a table or JSON only)."""
+
     table = "table"
     json = "json"
-    csv = "csv"
-    xlsx = "xlsx"
 
 
 OUTPUT_HELP = "Write to this file instead of stdout (required with --format xlsx; CSV gets a UTF-8 BOM)."

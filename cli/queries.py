@@ -13,7 +13,7 @@ from typing import Any, Optional
 import typer
 
 from . import render
-from .app import (OUTPUT_HELP, By, Format, HistoryFormat, app, check_output, db_url, handled, parse_date,
+from .app import (OUTPUT_HELP, By, Format, app, check_output, db_url, handled, parse_date,
                   warn_if_lagging)
 from ..bootstrap import open_books
 
@@ -261,7 +261,7 @@ def register(
 def history(
     issuance: Optional[str] = typer.Option(None, "--issuance", help="Only events of this issuance."),
     holder: Optional[str] = typer.Option(None, "--holder", help="Only events of this holder."),
-    fmt: HistoryFormat = typer.Option(HistoryFormat.table, "--format"),
+    fmt: Format = typer.Option(Format.table, "--format"),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
     output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help=OUTPUT_HELP),
 ) -> None:
@@ -272,10 +272,10 @@ def history(
     with open_books(db_url()) as books, books.reading() as view:
         check_known(view.log, issuance=issuance, holder=holder)
         rows = history_rows(view.log, issuance=issuance, holder=holder)
-        if fmt == HistoryFormat.json:
+        if fmt == Format.json:
             export(list(rows), [], "json", output, "History")
             return
-        if fmt != HistoryFormat.table:
+        if fmt != Format.table:
             shown = [dict(r, figures=figures_text(r)) for r in rows]
             export(shown, HISTORY_EXPORT_KEYS, fmt.value, output, "History")
             return
