@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    # -h as --help on every verb (click contexts inherit it)
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="An event-sourced ledger of equity awards (stock acquisition rights).",
 )
 
@@ -36,26 +38,77 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+    xlsx = "xlsx"
 
 
 class HistoryFormat(str, Enum):
+    """Formats of `audit replay` (a table or JSON only)."""
+
     table = "table"
     json = "json"
+
+
+OUTPUT_HELP = "Write to this file instead of stdout (required with --format xlsx; CSV gets a UTF-8 BOM)."
+
+
+def check_output(fmt: str, output: Optional[str]) -> None:
+    """`--format xlsx` needs `--output FILE`; a table is for the terminal only."""
+    if fmt == "xlsx" and not output:
+        raise typer.BadParameter("--format xlsx writes a workbook: give --output FILE", param_hint="--output")
+    if fmt == "table" and output:
+        raise typer.BadParameter("a table is printed; use --format csv, json or xlsx with --output",
+                                 param_hint="--output")
 
 
 _db: dict[str, Optional[str]] = {"url": None}
 
 
+DB_HELP = (
+    "The store: sqlite:///FILE, a plain file path, or postgresql://user@host/db "
+    "(default: $EQUITY_LEDGER_DB or ./equity-ledger.sqlite)."
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("equity-ledger")
+        except PackageNotFoundError:  # pragma: no cover  (running from a source tree)
+            v = "unknown"
+        render.out(f"equity-ledger {v}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main(
-    db: Optional[str] = typer.Option(
-        None,
-        "--db",
-        help="SQLAlchemy URL of the store (default: $EQUITY_LEDGER_DB or sqlite:///equity-ledger.sqlite).",
-        show_default=False,
+    db: Optional[str] = typer.Option(None, "--db", metavar="URL", help=DB_HELP, show_default=False),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     _db["url"] = db
+
+
+def add_db_option(command: Any) -> None:
+    """Give a click command (and every command under it) its own `--db URL`, so that
+    `equity-ledger holdings --db URL` works like `equity-ledger --db URL holdings`.
+
+    The option sets the same state as the global one; given after the verb, it wins.
+    """
+    from typer.core import TyperOption
+
+    def remember(_ctx: Any, _param: Any, value: Optional[str]) -> None:
+        if value is not None:
+            _db["url"] = value
+
+    if not any("--db" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(TyperOption(
+            param_decls=["--db"], metavar="URL", expose_value=False, callback=remember, help=DB_HELP,
+        ))
+    for sub in getattr(command, "commands", {}).values():
+        add_db_option(sub)
 
 
 def db_url() -> Optional[str]:

@@ -41,6 +41,11 @@ def apply(
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run",
+        help="Check the whole file against the store as if applied; store nothing. "
+             "Exit 1 when a line would be refused.",
+    ),
 ) -> None:
     """Apply a command file in order; stops at the first refused command."""
     if file == "-":
@@ -55,6 +60,13 @@ def apply(
             raise typer.BadParameter(f"{render.safe_text(file)}: no such file", param_hint="FILE")
         source = path.open("rb")
         total = path.stat().st_size
+    if dry_run:
+        try:
+            check_file(source)
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
+        return
     try:
         with open_books(db_url()) as books:
             try:
@@ -74,3 +86,30 @@ def apply(
         f"applied {report.applied} commands ({report.events} events), "
         f"skipped {report.skipped} already applied"
     )
+
+
+def check_file(source: BinaryIO) -> None:
+    """`apply --dry-run`: print the service's verdict on every line; exit 1 if one is refused."""
+    from ..ledger.commands import read_commands
+
+    counts = {"apply": 0, "skip": 0, "refuse": 0}
+    events = 0
+    with open_books(db_url()) as books:
+        for o in books.check(read_commands(source)):
+            counts[o.verdict] += 1
+            if o.verdict == "apply":
+                events += o.events
+                render.out(f"{o.where}: would apply {o.type} ({o.events} events)")
+            elif o.verdict == "skip":
+                render.out(f"{o.where}: would skip {o.type}: already applied")
+            elif o.command_id is None:
+                # A line that is not a command: its message names the line; reading stops there.
+                render.out(f"{o.message}: would refuse [{o.rule}]; the lines after it were not checked")
+            else:
+                render.out(f"{o.where}: would refuse {o.type} [{o.rule}]: {o.message}")
+    render.out(
+        f"dry run: {counts['apply']} commands would be applied ({events} events), "
+        f"{counts['skip']} skipped as already applied, {counts['refuse']} refused; nothing stored"
+    )
+    if counts["refuse"]:
+        raise typer.Exit(1)

@@ -20,13 +20,16 @@ except ImportError:  # pragma: no cover
 from . import apply, audit, demo, projections, queries, verbs  # noqa: F401  (register their commands)
 from . import interchange  # noqa: F401  (export ocf, import ocf)
 from . import render
-from .app import app
+from .app import add_db_option, app
 
 
 def run() -> None:
     """Console-script entry point: the app, with usage errors printed as safe text (exit 2)."""
+    command = typer.main.get_command(app)
+    for sub in getattr(command, "commands", {}).values():
+        add_db_option(sub)  # `--db` after the verb too
     try:
-        code = app(standalone_mode=False)
+        code = command(standalone_mode=False, prog_name="equity-ledger")
     except ClickException as e:
         buf = io.StringIO()
         e.show(file=buf)

@@ -100,6 +100,18 @@ def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = No
     sys.stdout.write(to_csv(rows, columns))
 
 
+def write_file(path: str, text: str, bom: bool = False) -> None:
+    """Write `text` to the file `path` as UTF-8 (with a byte-order mark when `bom`: Excel on
+    Japanese Windows reads a CSV without one as Shift_JIS and garbles the names)."""
+    from ..ledger.errors import LedgerError
+
+    try:
+        with open(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+            f.write(text)
+    except OSError as e:
+        raise LedgerError(f"cannot write {safe_text(path)}: {e.strerror}") from None
+
+
 def write_json(rows: Any) -> None:
     """Print a value as a JSON document on stdout."""
     sys.stdout.write(to_json(rows) + "\n")
@@ -143,36 +155,131 @@ def plain(value: Any, style: str = "") -> Any:
     return Text(safe_text(value), style=style)
 
 
+# Text columns are folded to fit, never below this many cells (or their own width).
+TEXT_MIN_WIDTH = 10
+
+
+def fit_width(stream: Any = None) -> int | None:
+    """The width tables must fit: the terminal's, or $COLUMNS when set; None off a terminal
+    without $COLUMNS (a pipe or a file gets the whole table, however wide)."""
+    import os
+    import shutil
+
+    stream = stream or sys.stdout
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if stream.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _header_words(header: str) -> int:
+    return max((cell_width(w) for w in header.split()), default=0)
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells of a string: East Asian wide characters count 2."""
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
 def table(
     title: str | None,
     columns: Sequence[tuple[str, str, bool]],
     rows: Iterable[dict[str, Any]],
     footer: Iterable[dict[str, Any]] = (),
     caption: str | None = None,
+    *,
+    wide: bool = False,
+    keep: Iterable[str] = (),
+    drop_order: Sequence[str] = (),
+    min_widths: dict[str, int] | None = None,
+    width: int | None = None,
 ) -> None:
-    """Print a rich table; columns are (key, header, numeric). Every string is plain text."""
+    """Print a rich table; columns are (key, header, numeric). Every string is plain text.
+
+    The table fits `width` (default :func:`fit_width`: the terminal, or $COLUMNS): numbers are
+    never cut (their columns keep the width of their longest figure, headers go on two lines),
+    text columns fold; when even that does not fit, columns are left out, those of
+    `drop_order` first (then, right to left, any column not named in `keep`), and a caption
+    names them (`min_widths` gives a text column more room than the default before that
+    happens). `wide` shows every column (wider than the terminal if it must be). Off a
+    terminal without $COLUMNS the whole table is printed at its natural width. Only when the
+    kept columns cannot fit at all do figures fold onto a second line (every digit shown).
+    """
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    rows, footer = list(rows), list(footer)
+    cols = list(columns)
+    texts = [[number(r.get(k)) if num else safe_text(r.get(k)) for k, _h, num in cols] for r in rows + footer]
+    natural, minimum = [], []
+    for i, (_k, header, num) in enumerate(cols):
+        cells = max((cell_width(line) for t in texts for line in t[i].split("\n")), default=0)
+        natural.append(max(cells, cell_width(safe_text(header))))
+        words = _header_words(safe_text(header))
+        floor = (min_widths or {}).get(cols[i][0], TEXT_MIN_WIDTH)
+        minimum.append(max(cells, words) if num else min(natural[-1], max(words, floor)))
+
+    def total(widths: list[int], shown: list[int]) -> int:
+        return sum(widths[i] for i in shown) + 3 * len(shown) + 1
+
+    shown = list(range(len(cols)))
+    target = fit_width() if width is None else width
+    hidden: list[str] = []
+    if target is not None and total(natural, shown) > target and not wide:
+        keys = [k for k, _h, _n in cols]
+        kept = set(keep)
+        order = [keys.index(k) for k in drop_order if k in keys and k not in kept]
+        order += [i for i in reversed(shown) if keys[i] not in kept and i not in order]
+        for i in order:
+            if total(minimum, shown) <= target:
+                break
+            shown.remove(i)
+            hidden.append(safe_text(cols[i][1]))
+    fold_numbers = False
+    if target is None:
+        target = total(natural, shown)
+    elif not wide and total(minimum, shown) > target:
+        # Even the columns kept do not fit (huge figures on a narrow terminal): figures fold
+        # onto two lines, every digit shown, rather than the table running off the screen.
+        fold_numbers = True
+    else:
+        target = max(target, total(minimum, shown))  # --wide: every column, wider if it must
+    squeeze = total(natural, shown) > target
+    if hidden:
+        note = f"not shown: {', '.join(hidden)} (--wide shows every column)"
+        caption = f"{caption}\n{note}" if caption else note
 
     t = Table(
         title=plain(title) if title is not None else None,
         caption=plain(caption) if caption is not None else None,
         show_lines=False, title_justify="left", caption_justify="left",
     )
-    for _key, header, numeric in columns:
-        t.add_column(plain(header), justify="right" if numeric else "left", no_wrap=numeric)
+    for i in shown:
+        _key, header, numeric = cols[i]
+        head = safe_text(header)
+        if numeric and squeeze and cell_width(head) > minimum[i]:
+            head = head.replace(" ", "\n")  # a long header on two lines, not a wider column
+        if numeric and fold_numbers:
+            t.add_column(Text(head), justify="right", overflow="fold")
+        elif numeric:
+            t.add_column(Text(head), justify="right", no_wrap=True, min_width=minimum[i])
+        else:
+            t.add_column(Text(head), justify="left", overflow="fold")
 
-    def cells(r: dict[str, Any], style: str = "") -> list[Text]:
-        return [Text(number(r.get(k)) if num else safe_text(r.get(k)), style=style) for k, _h, num in columns]
-
-    for r in rows:
-        t.add_row(*cells(r))
-    footer = list(footer)
-    if footer:
-        t.add_section()
-        for r in footer:
-            t.add_row(*cells(r, "bold"))
-    console().print(t)
+    for n, row in enumerate(texts):
+        style = "bold" if n >= len(rows) else ""
+        if n == len(rows) and footer:
+            t.add_section()
+        t.add_row(*(Text(row[i], style=style) for i in shown))
+    stream = sys.stdout
+    Console(
+        file=stream, width=target, soft_wrap=False, markup=False, emoji=False, highlight=False,
+    ).print(t)
 
 
 def progress(label: str, total: int | None, work: Callable[[Callable[[int], None]], Any],

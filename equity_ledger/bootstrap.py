@@ -74,6 +74,19 @@ class Books:
         """Apply commands and bring the projections up to date (the service's one apply)."""
         return self.service.apply(commands, projections=self.projector, progress=progress)
 
+    def check(self, commands: Iterable[Any]) -> Iterator[Any]:
+        """Check commands as if applied, storing nothing (``apply --dry-run``): the service's
+        outcomes, one per command, over a unit of work that never writes."""
+        from .ledger.service import LedgerService
+        from .ledger.unit_of_work import DryRunUnitOfWork
+
+        self._refuse_foreign_file()
+        service = LedgerService(DryRunUnitOfWork(self.config, self.key, self.warn))
+        try:
+            yield from service.iter_check(commands)
+        finally:
+            service.close()
+
     def _refuse_foreign_file(self) -> None:
         """An existing SQLite file that holds tables, none of them ours, is another program's."""
         if self.config.kind != "sqlite" or not os.path.exists(self.config.display):
@@ -105,7 +118,7 @@ class Books:
                     f"cannot read store {path}: no such file (create it with `equity-ledger init`, "
                     "`apply` or `demo`)"
                 )
-            _check_path(path)
+            _check_path(path, "read")
             if os.path.getsize(path) == 0:
                 raise StoreUnavailable(f"{path} is not an equity-ledger store (an empty file)")
 
@@ -143,9 +156,9 @@ class Books:
             self._service.uow.close()
 
 
-def _check_path(path: str) -> None:
+def _check_path(path: str, verb: str = "open") -> None:
     if os.path.isdir(path):
-        raise StoreUnavailable(f"cannot open store {path}: it is a directory, not an SQLite file")
+        raise StoreUnavailable(f"cannot {verb} store {path}: it is a directory, not an SQLite file")
 
 
 def _check_ours(log: "LogReader", config: StoreConfig) -> None:
@@ -167,7 +180,11 @@ def _is_store_error(e: BaseException) -> bool:
 
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    first = text[0] if text else type(e).__name__
+    # SQLAlchemy prefixes the driver's message with its class: "(psycopg.OperationalError) ..."
+    if first.startswith("(") and ") " in first:
+        first = first.split(") ", 1)[1]
+    return first
 
 
 @contextmanager

@@ -53,6 +53,31 @@ class ApplyReport:
     events: int = 0
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a dry run found for one command: it would be applied (with how many events),
+    skipped (already applied), or refused (with the rule's slug and message).
+
+    A line that is not a command at all has no id and type: ``refuse`` with rule
+    ``bad-input``, and the check stops there (the reader cannot go past a bad line).
+    """
+
+    verdict: str  # "apply" | "skip" | "refuse"
+    line: int | None
+    command_id: str | None
+    type: str | None
+    events: int = 0
+    rule: str | None = None
+    message: str | None = None
+
+    @property
+    def where(self) -> str:
+        """How messages name the command: `line N (id X)`, `id X`, or `line N`."""
+        if self.command_id is None:
+            return f"line {self.line}" if self.line is not None else "a line"
+        return f"line {self.line} (id {self.command_id})" if self.line is not None else f"id {self.command_id}"
+
+
 class CommandRefused(LedgerError):
     """A refusal, with where it happened (line and id) prefixed to the rule's message."""
 
@@ -239,6 +264,65 @@ class LedgerService:
         return replace(cmd, fields={**cmd.fields, "address": None, "sealed": sealed},
                        digest=keyed_digest(cmd.raw, key))
 
+    # ------------------------------------------------------------------ checking (dry run)
+    def check(self, commands: Iterable[Command], batch_size: int = BATCH_SIZE) -> list[Outcome]:
+        """Check commands as if applied, in order, storing nothing: one :class:`Outcome` each.
+
+        Run it over a unit of work whose commit only remembers command ids (a
+        :class:`~.unit_of_work.DryRunUnitOfWork`): each accepted command changes the
+        aggregates held in memory, so later commands are checked against the state the earlier
+        ones would leave; a refused command changes nothing (every guard runs before any event),
+        so the commands after it are checked as if it were not in the file.
+        """
+        return list(self.iter_check(commands, batch_size))
+
+    def iter_check(self, commands: Iterable[Command], batch_size: int = BATCH_SIZE) -> Iterator[Outcome]:
+        """:meth:`check`, one outcome at a time (for printing as the file is read)."""
+        it = iter(commands)
+        while True:
+            batch: list[Command] = []
+            bad: LedgerError | None = None
+            try:
+                for cmd in it:
+                    batch.append(cmd)
+                    if len(batch) >= batch_size:
+                        break
+            except LedgerError as e:
+                bad = e
+            if batch:
+                yield from self._check_batch(batch)
+            if bad is not None:
+                yield Outcome("refuse", _line_of(bad), None, None, rule=bad.rule, message=str(bad))
+                return
+            if len(batch) < batch_size:
+                return
+
+    def _check_batch(self, batch: list[Command]) -> Iterator[Outcome]:
+        known = self.uow.known_digests([c.id for c in batch])
+        for cmd in batch:
+            cmd = self.sealed(cmd)  # as apply does: a details command is checked sealed
+            seen = known.get(cmd.id)
+            if seen is not None:
+                if seen != cmd.digest and not _unsealable(cmd):
+                    e = IdReused(f"command id {cmd.id} was applied before with other content")
+                    yield Outcome("refuse", cmd.line, cmd.id, cmd.type, rule=e.rule, message=str(e))
+                else:
+                    yield Outcome("skip", cmd.line, cmd.id, cmd.type)
+                continue
+            try:
+                aggregates = self.execute(cmd)
+            except Refused as e:
+                yield Outcome("refuse", cmd.line, cmd.id, cmd.type, rule=e.rule, message=str(e))
+                continue
+            events: list[Any] = []
+            touched: dict[Any, Any] = {}
+            for agg in aggregates:
+                events.extend(agg.collect_events())
+                touched[agg.id] = agg
+            self.uow.commit(events, [(cmd.id, cmd.digest, len(events))], touched)
+            known[cmd.id] = cmd.digest
+            yield Outcome("apply", cmd.line, cmd.id, cmd.type, events=len(events))
+
     # ------------------------------------------------------------------ applying commands
     def apply(
         self,
@@ -372,6 +456,15 @@ def _unsealable(cmd: Command) -> bool:
     """A details command whose holder's key is gone (erased): its digest cannot be compared
     with the one recorded for its id any more, so a re-run skips it."""
     return cmd.type == "record_holder_details" and "sealed" not in cmd.fields
+
+def _line_of(error: LedgerError) -> int | None:
+    """The line number a reader's error names (`line N: ...`), if any."""
+    text = str(error)
+    if text.startswith("line "):
+        number = text[5:].split(maxsplit=1)[0].rstrip(":")
+        if number.isdigit():
+            return int(number)
+    return None
 
 
 def _one_line(e: BaseException) -> str:

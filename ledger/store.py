@@ -149,17 +149,27 @@ def resolve_url(url: str | None) -> str:
 
 
 def store_config(url: str | None = None) -> StoreConfig:
-    """Translate an SQLAlchemy URL into the eventsourcing environment for our recorders."""
+    """Translate a store URL into the eventsourcing environment for our recorders.
+
+    Accepted: ``sqlite:///relative.sqlite``, ``sqlite:////absolute/path.sqlite``, a plain file
+    path (an SQLite file), and ``postgresql://``, ``postgresql+psycopg://`` or ``postgres://``
+    (all PostgreSQL through psycopg 3).
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     text = resolve_url(url)
+    if "://" not in text:
+        # A plain file path (`--db ./books.sqlite`, `--db /abs/books.sqlite`) is an SQLite file.
+        text = "sqlite:///" + os.path.abspath(text)
     try:
         u = make_url(text)
     except ArgumentError:
         raise StoreUnavailable(f"cannot open store {text!r}: not an SQLAlchemy URL") from None
     display = u.render_as_string(hide_password=True)
     backend = u.get_backend_name()
+    if backend == "postgres":  # the libpq spelling (postgres://) means PostgreSQL too
+        backend = "postgresql"
     if backend == "sqlite":
         path = u.database or ""
         if not path or path == ":memory:" or "mode=memory" in path:
@@ -195,5 +205,6 @@ def store_config(url: str | None = None) -> StoreConfig:
         sa_url = u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         return StoreConfig(sa_url, "postgresql", display, env)
     raise StoreUnavailable(
-        f"cannot open store {display}: only sqlite:/// and postgresql+psycopg:// URLs are supported"
+        f"cannot open store {display}: only sqlite:///, postgresql:// (postgresql+psycopg://, "
+        "postgres://) URLs or a plain file path are supported"
     )

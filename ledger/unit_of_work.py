@@ -9,6 +9,7 @@ only: ``audit verify`` re-applies the stored history through the same use cases 
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Any, Callable, Sequence
 from uuid import UUID
 
@@ -64,6 +65,10 @@ class MemoryUnitOfWork:
 class StoredUnitOfWork:
     """Aggregates of one store, cached across a run; batches stored with their command ids."""
 
+    # Writers create the store's tables when they are missing; a dry run never does.
+    create_tables = True
+    purpose = "for writing"
+
     def __init__(self, config: StoreConfig, key: bytes | None = None,
                  warn: Callable[[str], None] | None = None) -> None:
         self.config = config
@@ -71,11 +76,13 @@ class StoredUnitOfWork:
         self.warn = warn or (lambda _message: None)
         try:
             with schema_lock(config):
-                self.app = LedgerApplication(env=dict(config.env, CREATE_TABLE="y"))
+                self.app = LedgerApplication(
+                    env=dict(config.env, CREATE_TABLE="y" if self.create_tables else "n")
+                )
         except LedgerError:
             raise
         except Exception as e:  # driver errors, permissions, unreachable servers
-            raise StoreUnavailable(f"cannot open store {config.display} for writing: {_one_line(e)}") from None
+            raise StoreUnavailable(f"cannot open store {config.display} {self.purpose}: {_one_line(e)}") from None
         self.recorder = self.app.recorder
         self.recorder.chain_key = key
         self.log = LogReader(self.recorder, config.kind, self.app.mapper)
@@ -235,6 +242,70 @@ class StoredUnitOfWork:
             except IntegrityError:
                 pass  # another writer took the same snapshot
             self._base_version[agg.id] = agg.version
+
+
+class DryRunUnitOfWork(StoredUnitOfWork):
+    """A unit of work for `apply --dry-run`: aggregates are loaded from the store as a writer
+    loads them, but nothing is ever written: :meth:`commit` only remembers the command ids
+    (and their digests) in memory, so that a later line with the same id is seen as applied.
+
+    It never creates tables or the store's facts; a store that does not exist yet (an SQLite
+    file that is missing, a database without the ledger's tables) is checked as an empty one.
+    The ledger key is checked as a writer checks it: a dry run says what `apply` would do.
+    """
+
+    create_tables = False
+    purpose = "to check commands against it"
+
+    def __init__(self, config: StoreConfig, key: bytes | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self._remembered: dict[str, str] = {}
+        self.empty = config.kind == "sqlite" and not os.path.exists(config.display)
+        if self.empty:
+            # Opening a missing SQLite file would create it: check against nothing instead.
+            self.config, self.key = config, key
+            self.warn = warn or (lambda _message: None)
+            self.app = None  # type: ignore[assignment]
+            self._cache, self._base_version, self._stored, self._last_position = {}, {}, {}, {}
+            return
+        super().__init__(config, key, warn)
+        from .store import events_table
+
+        if not {events_table(config.kind)[0], "ledger_chain", "ledger_commands"} <= self.log.tables():
+            self.empty = True
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.close()
+
+    def _check_meta(self) -> None:
+        meta = self.log.meta()
+        if meta:
+            check_meta(meta, self.key, self.config.display)
+
+    def get(self, aggregate_id: UUID) -> Any:
+        if self.empty:
+            return self._cache.get(aggregate_id)
+        return super().get(aggregate_id)
+
+    def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
+        found = {} if self.empty else super().known_digests(command_ids)
+        found.update((c, self._remembered[c]) for c in command_ids if c in self._remembered)
+        return found
+
+    def commit(self, events: list[Any], commands: list[tuple[str, str, int]],
+               touched: dict[UUID, Any]) -> list[tuple[int, Any]]:
+        """Remember the command ids as applied; store nothing (the aggregates in memory
+        already hold the new state)."""
+        for command_id, digest, _n in commands:
+            self._remembered[command_id] = digest
+        return []
+
+    def forget(self) -> None:
+        """Nothing to forget: a dry run never conflicts with a writer (it writes nothing)."""
+
+    def snapshot(self) -> None:
+        """A dry run takes no snapshot."""
 
 
 def check_meta(meta: dict[str, str], key: bytes | None, display: str) -> None:

@@ -70,14 +70,44 @@ def history_row(position: int, event: Any) -> dict[str, Any]:
 
 
 def history_rows(ledger: Any, issuance: str | None = None, holder: str | None = None) -> Iterator[dict[str, Any]]:
-    """Stream the stored events (store order), optionally of one issuance and/or holder."""
+    """Stream the stored events (store order), optionally of one issuance and/or holder.
+
+    An issuance's events include the departures of its holders (a departure opens their
+    exercise windows); a holder's include an expiry that made their rights lapse.
+    """
+    holders = _holders_of(ledger, issuance) if issuance is not None else set()
     for position, event in ledger.iter_events():
         d = event.__dict__
-        if issuance is not None and d.get("issuance") != issuance:
+        if issuance is not None and d.get("issuance") != issuance and not (
+            type(event).__qualname__ == "Holder.Departed" and d.get("holder") in holders
+        ):
             continue
         if holder is not None and d.get("holder") != holder and holder not in d.get("expired", {}):
             continue
         yield history_row(position, event)
+
+
+def _holders_of(ledger: Any, issuance: str) -> set[str]:
+    """Every holder who ever joined `issuance` (a first pass: a departure may be stored before
+    a late allotment dated earlier)."""
+    return {
+        event.__dict__["holder"]
+        for _position, event in ledger.iter_events()
+        if type(event).__qualname__ in ("Holder.Registered", "Holder.JoinedIssuance")
+        and event.__dict__.get("issuance") == issuance
+    }
+
+
+def check_known(ledger: Any, issuance: str | None = None, holder: str | None = None) -> None:
+    """UnknownIssuance / UnknownHolder when a filter names something never recorded (a typo
+    must not look like an empty history)."""
+    from ..ledger import ids
+    from ..ledger.errors import UnknownHolder, UnknownIssuance
+
+    if issuance is not None and ledger.position_of(ids.issuance_id(issuance), 1) is None:
+        raise UnknownIssuance(f"issuance {issuance} is not recorded")
+    if holder is not None and ledger.position_of(ids.holder_id(holder), 1) is None:
+        raise UnknownHolder(f"holder {holder} is not recorded")
 
 
 _SKIP_IN_FIGURES = {
