@@ -133,7 +133,7 @@ class Books:
         try:
             from .ledger.log import LogReader
             from .projections import tracking
-            from .projections.projector import Status
+            from .projections.tracking import Status
 
             with self._read_models.engine.connect() as conn, conn.begin() as txn:
                 log = LogReader(conn, self.config.kind)

@@ -25,6 +25,7 @@ from ..ledger.errors import LedgerError, StoreUnavailable
 from ..ledger.store import StoreConfig, schema_lock
 from . import schema as t
 from . import tracking
+from .tracking import Status
 from .engines import make_engines
 from .errors import ProjectionFailed, ProjectionsAhead, one_line
 from .fold import event_type
@@ -38,21 +39,6 @@ class EventLog(Protocol):
     def stored_fields(self, start: int, limit: int) -> list[tuple[int, str, Any]]: ...
 
     def head_position(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Status:
-    position: int  # the log position the projections describe
-    head: int  # the log position of the last stored event
-
-    @property
-    def lag(self) -> int:
-        return max(0, self.head - self.position)
-
-    @property
-    def ahead(self) -> bool:
-        """The projections claim events the log does not have (an edited tracking row)."""
-        return self.position > self.head
 
 
 class Projector:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from ..ledger.store import StoreConfig, events_table
 from . import tracking
 from .engines import make_engines
-from .projector import Status
+from .tracking import Status
 
 
 class ReadModels:

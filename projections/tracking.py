@@ -20,6 +20,23 @@ NAME = "holdings"
 
 
 @dataclass(frozen=True)
+class Status:
+    """Where the projections are against the log: their tracking position and the head."""
+
+    position: int  # the log position the projections describe
+    head: int  # the log position of the last stored event
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.position)
+
+    @property
+    def ahead(self) -> bool:
+        """The projections claim events the log does not have (an edited tracking row)."""
+        return self.position > self.head
+
+
+@dataclass(frozen=True)
 class TrackingState:
     position: int  # the log position folded so far
     schema_version: int  # the layout of the read models (1: before the version was kept)
