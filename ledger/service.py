@@ -278,24 +278,10 @@ class LedgerService:
 
     def iter_check(self, commands: Iterable[Command], batch_size: int = BATCH_SIZE) -> Iterator[Outcome]:
         """:meth:`check`, one outcome at a time (for printing as the file is read)."""
-        it = iter(commands)
-        while True:
-            batch: list[Command] = []
-            bad: LedgerError | None = None
-            try:
-                for cmd in it:
-                    batch.append(cmd)
-                    if len(batch) >= batch_size:
-                        break
-            except LedgerError as e:
-                bad = e
-            if batch:
-                yield from self._check_batch(batch)
+        for batch, bad in _batches(commands, batch_size):
+            yield from self._check_batch(batch)
             if bad is not None:
                 yield Outcome("refuse", _line_of(bad), None, None, rule=bad.rule, message=str(bad))
-                return
-            if len(batch) < batch_size:
-                return
 
     def _check_batch(self, batch: list[Command]) -> Iterator[Outcome]:
         known = self.uow.known_digests([c.id for c in batch])
@@ -358,24 +344,13 @@ class LedgerService:
 
     def _apply_all(self, it: Iterator[Command], batch_size: int, progress: Any,
                    report: ApplyReport, fold: Any) -> None:
-        while True:
-            batch: list[Command] = []
-            error: LedgerError | None = None
-            try:
-                for cmd in it:
-                    batch.append(cmd)
-                    if len(batch) >= batch_size:
-                        break
-            except LedgerError as e:
-                error = e
+        for batch, error in _batches(it, batch_size):
             if batch:
                 fold = self._apply_batch(batch, report, fold)
                 if progress:
                     progress(len(batch))
             if error is not None:
                 raise error
-            if len(batch) < batch_size:
-                return
 
     def _apply_batch(self, batch: list[Command], report: ApplyReport, fold: Any) -> Any:
         for _attempt in range(CONFLICT_RETRIES):
@@ -444,6 +419,25 @@ class LedgerService:
         if refusal is not None:
             raise refusal
         return fold
+
+
+def _batches(commands: Iterable[Command], size: int) -> Iterator[tuple[list[Command], LedgerError | None]]:
+    """The commands in batches of `size`. A line that is not a command (raised while the file is
+    read) ends the stream: its error comes with the batch of the commands read before it."""
+    it = iter(commands)
+    while True:
+        batch: list[Command] = []
+        error: LedgerError | None = None
+        try:
+            for cmd in it:
+                batch.append(cmd)
+                if len(batch) >= size:
+                    break
+        except LedgerError as e:
+            error = e
+        yield batch, error
+        if error is not None or len(batch) < size:
+            return
 
 
 def _meta(cmd: Command) -> dict[str, str]:
