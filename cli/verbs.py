@@ -22,7 +22,7 @@ from ..bootstrap import open_books
 
 resolution_app = typer.Typer(no_args_is_help=True, help="Resolutions authorising an issuance.")
 terms_app = typer.Typer(no_args_is_help=True, help="The terms of an issuance.")
-rights_app = typer.Typer(no_args_is_help=True, help="Allot, exercise, forfeit and expire rights.")
+rights_app = typer.Typer(no_args_is_help=True, help="Allot, exercise, forfeit, vest and expire rights.")
 holder_app = typer.Typer(no_args_is_help=True, help="Holders: departures from office, personal details.")
 shares_app = typer.Typer(no_args_is_help=True, help="Share adjustments: splits and consolidations.")
 app.add_typer(resolution_app, name="resolution")
@@ -70,6 +70,16 @@ def content_id(ctype: str, fields: dict[str, Any]) -> str:
     return f"{ctype}-{hashlib.sha256(canonical.encode('ascii')).hexdigest()[:20]}"
 
 
+def _json_option(value: Optional[str], option: str) -> Any:
+    """An option holding a JSON value (None stays None); anything else is a usage error."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as e:
+        raise typer.BadParameter(f"not JSON ({e.msg})", param_hint=option) from None
+
+
 def _rights_or_all(value: str) -> Any:
     if value == "all":
         return "all"
@@ -112,9 +122,13 @@ def terms_set(
     exercisable_only_after_departure: Optional[bool] = typer.Option(
         None, "--exercisable-only-after-departure/--exercisable-before-departure"),
     exercise_window_days_after_departure: Optional[int] = typer.Option(None, "--exercise-window-days-after-departure"),
+    fair_value_per_right: Optional[str] = typer.Option(None, "--fair-value-per-right",
+                                                       help="Fair value of one right at grant (default: the price)."),
+    vesting: Optional[str] = typer.Option(None, "--vesting", metavar="JSON",
+                                          help='The vesting schedule as JSON, e.g. \'{"tranches": [...]}\'.'),
     id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
 ) -> None:
-    """set_terms: total rights, shares per right, prices, allotment date, exercise period."""
+    """set_terms: total rights, shares per right, prices, allotment date, exercise period, vesting."""
     submit("set_terms", dict(
         issuance=issuance, decided_on=decided_on, rights=rights, shares_per_right=shares_per_right,
         share_class=share_class, price_per_right=price_per_right, currency=currency,
@@ -122,6 +136,7 @@ def terms_set(
         exercise_from=exercise_from, exercise_to=exercise_to,
         exercisable_only_after_departure=exercisable_only_after_departure,
         exercise_window_days_after_departure=exercise_window_days_after_departure,
+        fair_value_per_right=fair_value_per_right, vesting=_json_option(vesting, "--vesting"),
     ), id, actor, reason)
 
 
@@ -135,11 +150,14 @@ def rights_allot(
     rights: int = typer.Option(..., "--rights"),
     allotted_on: str = typer.Option(..., "--allotted-on"),
     payment: str = typer.Option(..., "--payment", help="offset, cash or gratis"),
+    vesting_start: Optional[str] = typer.Option(None, "--vesting-start",
+                                                help="The date the vesting schedule runs from (default: --allotted-on)."),
     id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
 ) -> None:
     """allot_rights: rights to one holder (payment by offset, cash or gratis)."""
     submit("allot_rights", dict(issuance=issuance, holder=holder, name=name, group=group, rights=rights,
-                                allotted_on=allotted_on, payment=payment), id, actor, reason)
+                                allotted_on=allotted_on, payment=payment, vesting_start=vesting_start),
+           id, actor, reason)
 
 
 @rights_app.command("exercise")
@@ -150,11 +168,28 @@ def rights_exercise(
     rights: int = typer.Option(..., "--rights"),
     exercised_on: str = typer.Option(..., "--exercised-on"),
     delivery: Optional[str] = typer.Option(None, "--delivery", help="new_shares (default) or treasury_shares"),
+    share_price: Optional[str] = typer.Option(None, "--share-price",
+                                              help="Market price of one share on the exercise date (filings)."),
     id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
 ) -> None:
     """exercise_rights: turn rights into shares."""
     submit("exercise_rights", dict(issuance=issuance, holder=holder, rights=rights, exercised_on=exercised_on,
-                                   delivery=delivery), id, actor, reason)
+                                   delivery=delivery, share_price=share_price), id, actor, reason)
+
+
+@rights_app.command("vest")
+@handled
+def rights_vest(
+    issuance: str = typer.Argument(...),
+    event: str = typer.Option(..., "--event", help="The name an on_event tranche of the terms uses."),
+    occurred_on: str = typer.Option(..., "--occurred-on"),
+    holder: Optional[str] = typer.Option(None, "--holder", help="Only this holder (default: every holder)."),
+    portion_met: Optional[str] = typer.Option(None, "--portion-met", help='The part met, "1" (default) or e.g. "1/2".'),
+    id: Optional[str] = ID, actor: Optional[str] = ACTOR, reason: Optional[str] = REASON,
+) -> None:
+    """record_vesting_event: a performance condition met, in full or in part."""
+    submit("record_vesting_event", dict(issuance=issuance, event=event, occurred_on=occurred_on,
+                                        holder=holder, portion_met=portion_met), id, actor, reason)
 
 
 @rights_app.command("forfeit")
