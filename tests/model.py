@@ -595,8 +595,9 @@ class Model:
             if v.lapse_on_departure:
                 # a departure that lapsed nothing in this issuance must stay so (last on its date)
                 lapsed = {e.holder for e in timeline if e.kind == "lapse"}
+                holding = {e.holder for e in timeline if e.kind == "allot"}
                 for h, d in departures.items():
-                    if h not in lapsed:
+                    if h in holding and h not in lapsed:
                         items.append((d, 2, 1 << 62, Event("lapse", d, 1 << 62, h)))
         items.sort(key=lambda x: x[:3])
         for on, phase, _seq, e in items:
