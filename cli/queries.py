@@ -30,6 +30,9 @@ HOLDING_COLUMNS = [
     ("amount_paid", "amount paid", True),
     ("exercise_price_paid", "exercise price paid", True),
     ("currency", "ccy", False),
+    ("rights_vested", "vested", True),
+    ("rights_unvested", "unvested", True),
+    ("rights_exercisable", "exercisable", True),
 ]
 
 HOLDING_KEY_COLUMNS = {

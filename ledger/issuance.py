@@ -383,6 +383,20 @@ class Issuance(Aggregate):
                     f"departure on {_iso(departed_on)}, but its terms allow exercise only after"
                 )
         self.check_vesting(holder, departed_on, departing=True)
+        self.check_lapse_before_expiry(holder, departed_on)
+
+    def check_lapse_before_expiry(self, holder: str, departed_on: date) -> None:
+        """A late departure before a recorded expiry must not lapse rights: the expiry
+        recorded them as lapsing with the issuance (would-change-recorded-figure)."""
+        if self.expired_on is None:
+            return
+        n = self.lapse_on(holder, departed_on)
+        if n:
+            raise ChangesRecordedFigure(
+                f"the expiry of {self.issuance} on {_iso(self.expired_on)} recorded the rights of "
+                f"{holder} as lapsing with it; this departure on {_iso(departed_on)} would lapse "
+                f"{n} of them unvested first"
+            )
 
     def check_adjustment_after_terms(self, effective_on: date) -> None:
         terms = self.require_terms()
@@ -841,6 +855,8 @@ class Issuance(Aggregate):
         account = self.holdings.get(holder)
         if schedule is None or not schedule.unvested_lapse_on_departure or account is None:
             return 0
+        if self.expired_on is not None and departed_on >= self.expired_on:
+            return 0  # every right lapsed with the issuance (the walk has no expiry entry)
         probe = TimelineEntry(departed_on.toordinal(), self.version + 1, EntryKind.LAPSE, 0)
         walked = self._walk(holder, [*account.timeline, probe], self.vesting_records)
         return next(p.unvested for p in walked.points if p.movement.seq == probe.seq and p.movement.kind == v.LAPSE)

@@ -64,6 +64,7 @@ class HoldingDelta:
     exercise_price_paid: Decimal = ZERO
     name: str | None = None  # set by allotments: the name and group of the holding
     group: str | None = None
+    vesting_start: date | None = None  # allotments: the vesting start (None: the allotment date)
 
 
 @dataclass(slots=True)
@@ -75,6 +76,18 @@ class Allotment:
     rights: int
     payment: str
     amount: Decimal
+
+
+@dataclass(frozen=True)
+class VestingOccurred:
+    """A vesting event recorded for an issuance (for one holder, or all when `holder` is None)."""
+
+    issuance: str
+    position: int
+    event: str
+    occurred_on: date
+    holder: str | None
+    portion_met: str
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,7 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
                 amount_paid=paid,
                 name=e.name,
                 group=e.group,
+                vesting_start=getattr(e, "vesting_start", None),
             ),
             Allotment(position, e.issuance, e.holder, e.allotted_on, e.rights, e.payment, paid),
         ]
@@ -173,6 +187,8 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
         return [
             HoldingDelta(e.issuance, e.holder, e.lapsed_on, position, "", forfeited=e.rights)
         ]
+    if kind == "VestingEventRecorded":
+        return [VestingOccurred(e.issuance, position, e.event, e.occurred_on, e.holder, e.portion_met)]
     if kind == "RightsExpired":
         return [
             IssuanceInfo(e.issuance, {"expired_on": e.expired_on}),
@@ -247,6 +263,10 @@ class Replay:
     holdings: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     issuances: dict[str, dict[str, Any]] = field(default_factory=dict)
     adjustments: dict[str, list[tuple[date, int, str]]] = field(default_factory=dict)  # (date, position, ratio)
+    departures: dict[str, date] = field(default_factory=dict)
+    # the deltas of issuances with vesting (their terms come before any allotment), any date
+    deltas: dict[tuple[str, str], list[HoldingDelta]] = field(default_factory=dict)
+    occurred: dict[str, list[VestingOccurred]] = field(default_factory=dict)
 
     def feed(self, position: int, event: Any) -> None:
         for eff in effects(position, event):
@@ -260,7 +280,13 @@ class Replay:
                 self.adjustments.setdefault(eff.issuance, []).append(
                     (eff.effective_on, eff.position, eff.ratio)
                 )
+        elif isinstance(eff, Departure):
+            self.departures[eff.holder] = eff.departed_on
+        elif isinstance(eff, VestingOccurred):
+            self.occurred.setdefault(eff.issuance, []).append(eff)
         elif isinstance(eff, HoldingDelta):
+            if self.issuances.get(eff.issuance, {}).get("vesting") is not None:
+                self.deltas.setdefault((eff.issuance, eff.holder), []).append(eff)
             if self.as_of is not None and eff.effective_on > self.as_of:
                 return
             key = (eff.issuance, eff.holder)

@@ -23,8 +23,16 @@ def outstanding(row: Mapping[str, Any]) -> int:
 
 def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
     """The figures a holdings row shows for one holding (from its cumulative row, see
-    :data:`.fold.FIGURES`), in the order shown; shares floored per holding."""
+    :data:`.fold.FIGURES`), in the order shown; shares floored per holding.
+
+    The vested figures read two keys the caller may set on the row: ``vested`` (the vested
+    rights outstanding; absent or None: every outstanding right has vested) and
+    ``can_exercise`` (whether the holder could exercise on the date asked; see
+    :func:`.vesting.exercisable_on`)."""
     out = outstanding(row)
+    vested = row.get("vested")
+    if vested is None:
+        vested = out
     return {
         "rights_allotted": row["allotted"],
         "rights_exercised": row["exercised"],
@@ -38,6 +46,9 @@ def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
         # What was paid for the rights by offset or in cash (gratis pays nothing).
         "amount_paid": row["amount_paid"],
         "exercise_price_paid": row["exercise_price_paid"],
+        "rights_vested": vested,
+        "rights_unvested": out - vested,
+        "rights_exercisable": vested if row.get("can_exercise") else 0,
     }
 
 

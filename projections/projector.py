@@ -30,6 +30,7 @@ from .engines import make_engines
 from .errors import ProjectionFailed, ProjectionsAhead, one_line
 from .fold import event_type
 from .plan import Key, Row, effects_of_batch, plan, wanted_holdings
+from .vesting import VestingWriter
 from .writer import Writer
 
 PAGE = 5000
@@ -54,6 +55,7 @@ class Projector:
         self.kind = config.kind
         self.writer, self.reader = make_engines(config.sqlalchemy_url, config.kind)
         self._write = Writer(config.kind)
+        self._vesting = VestingWriter()
         self._latest: dict[Key, Row] = {}  # the latest row of holdings, as of _known_position
         self._known_position: int | None = None
         self._empty = False  # the cache holds every holding there is (a fold from nothing)
@@ -174,6 +176,7 @@ class Projector:
         self._latest.clear()
         self._known_position = None
         self._empty = False
+        self._vesting.forget()
 
     def _check_head(self, pos: int) -> None:
         if pos > 0:
@@ -187,6 +190,7 @@ class Projector:
             # memory may be stale.
             self._latest.clear()
             self._empty = pos == 0 and not self._write.has_holdings(conn)
+            self._vesting.forget()
 
     def _fold_all(self, conn: Connection, progress: Callable[[int], None] | None = None) -> int:
         """Fold the whole log into empty read models in this transaction; the last position."""
@@ -216,6 +220,7 @@ class Projector:
         savepoint = conn.begin_nested()
         try:
             self._write.execute(conn, writes)
+            self._vesting.execute(conn, folded)
         except Exception as e:
             savepoint.rollback()
             raise self._pinpoint(conn, batch, e) from None
@@ -232,6 +237,7 @@ class Projector:
                 folded = effects_of_batch([(position, kind, fields)])
                 self._write.load_latest(conn, wanted_holdings(folded, self._latest), self._latest)
                 self._write.execute(conn, plan(folded, self._latest))
+                self._vesting.execute(conn, folded)
             except ProjectionFailed as e:
                 savepoint.rollback()
                 return e

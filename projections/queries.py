@@ -19,6 +19,7 @@ from ..ledger.personal import SealedAddress, key_bytes, unseal
 from . import holdings as holding_rows
 from . import register as register_rows
 from . import schema as t
+from . import vesting as vesting_rows
 
 
 def latest_rows(conn: Connection, as_of: date | None, issuance: str | None) -> list[dict[str, Any]]:
@@ -102,15 +103,54 @@ def issuance_info(conn: Connection, issuance: str) -> dict[str, Any]:
     return dict(row)
 
 
-def holdings(conn: Connection, by: str, issuance: str | None, as_of: date | None) -> list[dict[str, Any]]:
-    """The contract's `holdings` answer."""
+def holdings(
+    conn: Connection, by: str, issuance: str | None, as_of: date | None, today: date | None = None
+) -> list[dict[str, Any]]:
+    """The contract's `holdings` answer (`today`: the date without `--as-of`, for the vested
+    figures; default the system date)."""
     if issuance is not None:
         info = issuance_info(conn, issuance)
         if as_of is not None and as_of < info["resolved_on"]:
             return []
     rows = latest_rows(conn, as_of, issuance)
+    add_vesting(conn, rows, as_of, today or date.today())
     spr = {k: v[0] for k, v in terms_on(conn, as_of, {r["issuance"] for r in rows}).items()}
     return holding_rows.holdings(rows, spr, by=by, issuance=issuance)
+
+
+_EXERCISE_TERMS = ("vesting", "exercise_from", "exercise_to", "exercisable_only_after_departure",
+                   "exercise_window_days_after_departure", "expired_on")
+
+
+def add_vesting(conn: Connection, rows: list[dict[str, Any]], as_of: date | None, today: date) -> None:
+    """Set ``vested`` and ``can_exercise`` on each holding row (see
+    :func:`.holdings.holding_figures`): one query for the issuances' terms, the departures only
+    where the terms depend on them, and one seek per holding only for issuances with vesting."""
+    if not rows:
+        return
+    c = t.issuances.c
+    issuances = sorted({r["issuance"] for r in rows})
+    infos: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(issuances), 500):
+        q = select(c.issuance, *(c[n] for n in _EXERCISE_TERMS)).where(c.issuance.in_(issuances[i : i + 500]))
+        infos.update((r["issuance"], dict(r)) for r in conn.execute(q).mappings())
+    day = as_of or today
+    departed: dict[str, date] = {}
+    wanted = sorted({r["holder"] for r in rows if vesting_rows.has_departure_conditions(infos.get(r["issuance"], {}))})
+    d = t.departures.c
+    for i in range(0, len(wanted), 500):
+        q = select(d.holder, d.departed_on).where(d.holder.in_(wanted[i : i + 500]), d.departed_on <= day)
+        departed.update(conn.execute(q).all())
+    vested: dict[str, dict[str, int]] = {
+        i: vesting_rows.vested_of_issuance(conn, i, as_of, today)
+        for i in issuances
+        if infos.get(i, {}).get("vesting") is not None
+    }
+    for r in rows:
+        info = infos.get(r["issuance"], {})
+        if r["issuance"] in vested:
+            r["vested"] = vested[r["issuance"]].get(r["holder"], 0)
+        r["can_exercise"] = vesting_rows.exercisable_on(info, departed.get(r["holder"]), day)
 
 
 def register(conn: Connection, issuance: str, as_of: date | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -19,6 +19,7 @@ from . import queries
 from .fold import Replay
 from .holdings import holdings
 from .share_terms import in_force, share_terms_rows
+from .vesting import exercisable_on, movement_of, record_of, schedule_from_text, vested_on, vesting_day
 
 GROUPINGS = ("person", "group", "issuance")
 
@@ -37,8 +38,23 @@ def replayed(events: Iterable[tuple[int, Any]], as_of: date | None) -> Replay:
     return r
 
 
-def holdings_of(r: Replay, by: str) -> list[dict[str, Any]]:
-    """Holdings rows (as ``holdings --format json`` shows them) of a replay."""
+def holdings_of(r: Replay, by: str, today: date | None = None) -> list[dict[str, Any]]:
+    """Holdings rows (as ``holdings --format json`` shows them) of a replay (`today`: the date
+    of the vested figures without an as-of date; default the system date)."""
+    today = today or date.today()
+    day = r.as_of or today
+    for key, row in r.holdings.items():
+        info = r.issuances.get(key[0], {})
+        departed = r.departures.get(key[1])
+        row["can_exercise"] = exercisable_on(info, departed if departed is not None and departed <= day else None, day)
+        schedule = schedule_from_text(info.get("vesting"))
+        if schedule is None:
+            row.pop("vested", None)
+            continue
+        deltas = r.deltas.get(key, [])
+        last = max((d.effective_on for d in deltas), default=None)
+        records = [record_of(o) for o in r.occurred.get(key[0], [])]
+        row["vested"] = vested_on(schedule, map(movement_of, deltas), records, key[1], vesting_day(r.as_of, last, today))
     spr: dict[str, Fraction] = {}
     for issuance, info in r.issuances.items():
         if info.get("shares_per_right") is None:
@@ -51,17 +67,20 @@ def holdings_of(r: Replay, by: str) -> list[dict[str, Any]]:
     return holdings(r.holdings.values(), spr, by=by)
 
 
-def replay_holdings(events: Iterable[tuple[int, Any]], as_of: date | None, by: str = "person") -> list[dict[str, Any]]:
+def replay_holdings(
+    events: Iterable[tuple[int, Any]], as_of: date | None, by: str = "person", today: date | None = None
+) -> list[dict[str, Any]]:
     """Holdings computed from the raw events alone (no projection table)."""
-    return holdings_of(replayed(events, as_of), by)
+    return holdings_of(replayed(events, as_of), by, today)
 
 
 def compare_with_projections(log: Any, conn: Connection, as_of: date | None) -> ReplayComparison:
     """Replay `log` (anything with ``iter_events()``) and compare holdings by person, group and
     issuance with the projections read on `conn` (one snapshot)."""
+    today = date.today()
     r = replayed(log.iter_events(), as_of)
-    mine = {by: holdings_of(r, by) for by in GROUPINGS}
-    live = {by: queries.holdings(conn, by, None, as_of) for by in GROUPINGS}
+    mine = {by: holdings_of(r, by, today) for by in GROUPINGS}
+    live = {by: queries.holdings(conn, by, None, as_of, today) for by in GROUPINGS}
     return ReplayComparison(mine, first_difference(mine, live))
 
 

@@ -35,7 +35,8 @@ from .fold import COUNTS, MONEY
 # 2: 64-bit counts, money as text.
 # 3: holders' sealed details and erasures (proj_holder_details, proj_holder_erasures).
 # 4: vesting (the terms' vesting and fair value; vested rights of holdings).
-SCHEMA_VERSION = 4
+# 5: vested rights of holdings (proj_vesting_moves, proj_vesting_events, proj_vesting).
+SCHEMA_VERSION = 5
 
 
 class Money(TypeDecorator):
@@ -174,7 +175,44 @@ holder_erasures = Table(
     Column("position", BigInteger, nullable=False),
 )
 
+# Vesting (only for issuances whose terms have it: see projections/vesting.py). The movements
+# of each holding and the vesting events of each issuance, as the walk needs them, and the walk's
+# result: unvested and vested rights at the end of every date where either changes.
+vesting_moves = Table(
+    "proj_vesting_moves",
+    metadata,
+    Column("issuance", Text, primary_key=True),
+    Column("holder", Text, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("effective_on", Date, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rights", BigInteger, nullable=False),
+    Column("start", Date),  # allotments: the vesting start (NULL: the allotment date)
+)
+
+vesting_events = Table(
+    "proj_vesting_events",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("issuance", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("holder", Text),  # NULL: every holder
+    Column("portion_met", Text, nullable=False),
+    Index("ix_proj_vesting_events_issuance", "issuance"),
+)
+
+vesting = Table(
+    "proj_vesting",
+    metadata,
+    Column("issuance", Text, primary_key=True),
+    Column("holder", Text, primary_key=True),
+    Column("effective_on", Date, primary_key=True),
+    Column("unvested", BigInteger, nullable=False),
+    Column("vested", BigInteger, nullable=False),
+)
+
 # Tables a rebuild empties and refills (tracking is reset, not dropped).
 READ_MODELS = (issuances, adjustments, share_terms, holdings, holding_keys, allotments, departures,
-               holder_details, holder_erasures)
+               holder_details, holder_erasures, vesting_moves, vesting_events, vesting)
 

@@ -33,9 +33,12 @@ from .fold import (
     HoldingDelta,
     IssuanceInfo,
     Replay,
+    VestingOccurred,
     effects,
 )
 from .share_terms import share_terms_rows
+from .vesting import movement_of, record_of, schedule_from_text
+from ..ledger import vesting as v
 
 PAGE = 5000  # rows per fetch when streaming the projection tables
 
@@ -90,7 +93,7 @@ class _Fold:
                 )
             elif isinstance(eff, Departure):
                 self.departures[eff.holder] = eff.departed_on
-            elif isinstance(eff, (IssuanceInfo, Adjustment)):
+            elif isinstance(eff, (IssuanceInfo, Adjustment, VestingOccurred)):
                 self.replay.apply(eff)
             elif isinstance(eff, HolderDetails):
                 self.details[(eff.holder, eff.effective_on, eff.position)] = (eff.nonce, eff.ciphertext)
@@ -133,6 +136,7 @@ def verify_projections(
             or _check_allotments(conn, fold)
             or _check_departures(conn, fold)
             or _check_holder_details(conn, fold)
+            or _check_vesting(conn, fold)
         )
 
 
@@ -285,4 +289,51 @@ def _check_holder_details(conn: Any, fold: _Fold) -> ProjectionFinding | None:
     if erased != fold.erasures:
         diff = sorted(set(erased.items()) ^ set(fold.erasures.items()))
         return ProjectionFinding("proj_holder_erasures", f"holder {diff[0][0]}", "differs from the events")
+    return None
+
+
+def _check_vesting(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    """The movements, vesting events and vested series of issuances with vesting (only they
+    have rows), compared whole with a walk of the replayed events."""
+    r = fold.replay
+    moves: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+    series: dict[tuple[str, str, date], tuple[int, int]] = {}
+    for (issuance, holder), deltas in r.deltas.items():
+        held = [movement_of(d) for d in deltas]
+        for d, m in zip(deltas, held):
+            moves[(issuance, holder, d.position)] = (
+                d.effective_on, m.kind, m.rights, date.fromordinal(m.start) if m.start else None)
+        schedule = schedule_from_text(r.issuances[issuance].get("vesting"))
+        records = [record_of(o) for o in r.occurred.get(issuance, [])]
+        for o, u, vv in v.walk(schedule, held, v.occurrences_for(records, holder)).series:
+            series[(issuance, holder, date.fromordinal(o))] = (u, vv)
+    events = {
+        o.position: (o.issuance, o.event, o.occurred_on, o.holder, o.portion_met)
+        for issuance, occurred in r.occurred.items()
+        if r.issuances.get(issuance, {}).get("vesting") is not None
+        for o in occurred
+    }
+    stored_moves = {
+        (x["issuance"], x["holder"], x["position"]): (x["effective_on"], x["kind"], x["rights"], x["start"])
+        for x in _streamed(conn, select(t.vesting_moves))
+    }
+    if stored_moves != moves:
+        diff = sorted(set(stored_moves.items()) ^ set(moves.items()), key=str)
+        return ProjectionFinding("proj_vesting_moves", f"issuance {diff[0][0][0]} holder {diff[0][0][1]}",
+                                 "differs from the events")
+    stored_events = {
+        x["position"]: (x["issuance"], x["event"], x["occurred_on"], x["holder"], x["portion_met"])
+        for x in conn.execute(select(t.vesting_events)).mappings()
+    }
+    if stored_events != events:
+        diff = sorted(set(stored_events.items()) ^ set(events.items()), key=str)
+        return ProjectionFinding("proj_vesting_events", f"position {diff[0][0]}", "differs from the events")
+    stored_series = {
+        (x["issuance"], x["holder"], x["effective_on"]): (x["unvested"], x["vested"])
+        for x in _streamed(conn, select(t.vesting))
+    }
+    if stored_series != series:
+        diff = sorted(set(stored_series.items()) ^ set(series.items()), key=str)
+        return ProjectionFinding("proj_vesting", f"issuance {diff[0][0][0]} holder {diff[0][0][1]}",
+                                 "vested rights differ from the events")
     return None

@@ -22,6 +22,7 @@ Decisions where the contract is silent (docs/commands.md states them too):
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -119,6 +120,88 @@ def _p_ratio(v: Any) -> Fraction:
     return num / den
 
 
+def _p_share(v: Any) -> Fraction:
+    """A portion or portion_met: a decimal or "N/M" string (or the integers 0 and 1)."""
+    if type(v) is int and v in (0, 1):
+        return Fraction(v)
+    if not isinstance(v, str):
+        raise Refused(f"not a decimal or N/M: {v!r}")
+    return _p_ratio(v)
+
+
+def _p_count(v: Any, least: int) -> int:
+    if type(v) is not int or v < least:
+        raise Refused(f"must be a JSON integer >= {least}: {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class Tranche:
+    portion: Fraction
+    after: int | None = None
+    every: int = 0
+    occurrences: int = 1
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class Vesting:
+    tranches: tuple[Tranche, ...]
+    lapse_on_departure: bool
+    rounding: bool  # cumulative_rounding (half-up) rather than cumulative_round_down
+
+
+def _p_vesting(v: Any) -> Vesting:
+    """`set_terms.vesting`, as the contract's section "Vesting" describes it."""
+    if not isinstance(v, dict) or set(v) - {"tranches", "unvested_lapse_on_departure", "allocation"}:
+        raise Refused("vesting: an object with tranches")
+    raw = v.get("tranches")
+    if not isinstance(raw, list) or not raw:
+        raise Refused("vesting needs tranches")
+    lapse = v.get("unvested_lapse_on_departure", True)
+    lapse = True if lapse is None else _p_bool(lapse)
+    allocation = v.get("allocation") or "cumulative_round_down"
+    if allocation not in ("cumulative_round_down", "cumulative_rounding"):
+        raise Refused("unknown allocation")
+    tranches = []
+    for t in raw:
+        if not isinstance(t, dict) or set(t) - {"portion", "after_months", "every_months", "occurrences", "on_event"}:
+            raise Refused("a tranche is an object with a portion and one trigger")
+        portion = _p_share(t.get("portion"))
+        if not 0 < portion <= 1:
+            raise Refused("portion must be > 0")
+        if ("after_months" in t) == ("on_event" in t):
+            raise Refused("one trigger per tranche")
+        if "on_event" in t:
+            if "every_months" in t or "occurrences" in t:
+                raise Refused("an event tranche has no instalments")
+            tranches.append(Tranche(portion, event=_p_text(t["on_event"])))
+            continue
+        after = _p_count(t["after_months"], 0)
+        occurrences = _p_count(t["occurrences"], 1) if "occurrences" in t else None
+        if "every_months" in t and occurrences is None:
+            raise Refused("every_months without occurrences")
+        if occurrences is not None and occurrences > 1 and "every_months" not in t:
+            raise Refused("occurrences > 1 needs every_months")
+        every = _p_count(t["every_months"], 1) if "every_months" in t else 0
+        tranches.append(Tranche(portion, after, every, occurrences or 1))
+    names = [t.event for t in tranches if t.event is not None]
+    if len(names) != len(set(names)):
+        raise Refused("an event named twice")
+    if sum(t.portion * t.occurrences for t in tranches) != 1:
+        raise Refused("portions must add up to exactly 1")
+    return Vesting(tuple(tranches), lapse, allocation == "cumulative_rounding")
+
+
+def plus_months(start: date, months: int) -> date | None:
+    """Calendar months later; a day past the end of the month falls on its last day (None:
+    past the calendar's end, an instalment that never comes)."""
+    y, m = divmod(start.year * 12 + start.month - 1 + months, 12)
+    if y > 9999:
+        return None
+    return date(y, m + 1, min(start.day, calendar.monthrange(y, m + 1)[1]))
+
+
 def _p_rights_or_all(v: Any) -> int | str:
     return "all" if v == "all" else _p_rights(v)
 
@@ -138,16 +221,17 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "exercise_from": (_p_date, REQ), "exercise_to": (_p_date, REQ),
         "exercisable_only_after_departure": (_p_bool, OPT),
         "exercise_window_days_after_departure": (_p_days, OPT),
+        "fair_value_per_right": (_p_money, OPT), "vesting": (_p_vesting, OPT),
     },
     "allot_rights": {
         "issuance": (_p_text, REQ), "holder": (_p_text, REQ), "name": (_p_text, REQ),
         "group": (_p_text, REQ), "rights": (_p_rights, REQ), "allotted_on": (_p_date, REQ),
-        "payment": (_p_enum("offset", "cash", "gratis"), REQ),
+        "payment": (_p_enum("offset", "cash", "gratis"), REQ), "vesting_start": (_p_date, OPT),
     },
     "exercise_rights": {
         "issuance": (_p_text, REQ), "holder": (_p_text, REQ), "rights": (_p_rights, REQ),
         "exercised_on": (_p_date, REQ),
-        "delivery": (_p_enum("new_shares", "treasury_shares"), OPT),
+        "delivery": (_p_enum("new_shares", "treasury_shares"), OPT), "share_price": (_p_money, OPT),
     },
     "forfeit_rights": {
         "issuance": (_p_text, REQ), "holder": (_p_text, REQ),
@@ -159,6 +243,10 @@ SCHEMA: dict[str, dict[str, tuple[Any, bool]]] = {
         "issuance": (_p_text, REQ), "ratio": (_p_ratio, REQ), "effective_on": (_p_date, REQ),
     },
     "expire_rights": {"issuance": (_p_text, REQ), "expired_on": (_p_date, REQ)},
+    "record_vesting_event": {
+        "issuance": (_p_text, REQ), "event": (_p_text, REQ), "occurred_on": (_p_date, REQ),
+        "holder": (_p_text, OPT), "portion_met": (_p_share, OPT),
+    },
 }
 COMMON = {"id", "type", "actor", "reason"}
 
@@ -231,6 +319,11 @@ class Event:
     ratio: Fraction = Fraction(1)
     # expiry: holder -> rights that lapsed
     expired: dict[str, int] = field(default_factory=dict)
+    # allotments: the vesting start (None: the allotment date)
+    start: date | None = None
+    # vesting events ("vest"): the event's name and the part met (holder None: every holder)
+    event: str = ""
+    met: Fraction = Fraction(1)
 
     def sort_key(self) -> tuple[date, int, int]:
         return (self.on, 0 if self.kind == "adjust" else 1, self.seq)
@@ -249,6 +342,7 @@ class Terms:
     exercise_to: date
     only_after_departure: bool
     window: int | None
+    vesting: Vesting | None = None
 
 
 @dataclass
@@ -278,6 +372,7 @@ class Model:
         self.departures: dict[str, date] = {}
         self.applied: dict[str, str] = {}  # command id -> canonical content
         self.seq = 0
+        self.today = date.today()  # the date of the vested figures without an as-of date
 
     # ------------------------------------------------------------------ commands
     def apply(self, cmd: dict[str, Any]) -> str:
@@ -332,6 +427,7 @@ class Model:
             exercise_from=f["exercise_from"], exercise_to=f["exercise_to"],
             only_after_departure=bool(f["exercisable_only_after_departure"]),
             window=f["exercise_window_days_after_departure"],
+            vesting=f["vesting"],
         )
 
     def _add(self, iss: Issuance, ev: Event) -> None:
@@ -342,8 +438,11 @@ class Model:
         self._terms(iss)
         if iss.expired:
             raise Refused("issuance expired")
+        if f["vesting_start"] is not None and f["vesting_start"] < iss.resolved_on:
+            raise Refused("vesting_start before the resolution")
         self._add(iss, Event("allot", f["allotted_on"], self.seq, f["holder"], f["rights"],
-                             name=f["name"], group=f["group"], payment=f["payment"]))
+                             name=f["name"], group=f["group"], payment=f["payment"],
+                             start=f["vesting_start"]))
 
     def _exercise_rights(self, f: dict[str, Any]) -> None:
         iss = self._iss(f["issuance"])
@@ -382,6 +481,24 @@ class Model:
         self._add(iss, Event("expire", f["expired_on"], self.seq))
         iss.expired = True
 
+    def _record_vesting_event(self, f: dict[str, Any]) -> None:
+        iss = self._iss(f["issuance"])
+        terms = self._terms(iss)
+        if iss.expired:
+            raise Refused("issuance expired")
+        if terms.vesting is None or not any(t.event == f["event"] for t in terms.vesting.tranches):
+            raise Refused("unknown-vesting-event")
+        h = f["holder"]
+        if h is not None and not any(e.holder == h and e.kind == "allot" for e in iss.events):
+            raise Refused(f"unknown holder {h}")
+        met = f["portion_met"] if f["portion_met"] is not None else Fraction(1)
+        if not 0 <= met <= 1:
+            raise Refused("portion_met must be in 0..1")
+        for e in iss.events:
+            if e.kind == "vest" and e.event == f["event"] and (e.holder is None or h is None or e.holder == h):
+                raise Refused("one-vesting-event-record")
+        self._add(iss, Event("vest", f["occurred_on"], self.seq, h, event=f["event"], met=met))
+
     def _record_departure(self, f: dict[str, Any]) -> None:
         h = f["holder"]
         if h in self.departures:
@@ -390,14 +507,64 @@ class Model:
         if not held:
             raise Refused(f"unknown holder {h}")
         departures = dict(self.departures, **{h: f["departed_on"]})
+        lapses = []
         for iss in held:
-            self._walk(iss, None, departures)
+            v = iss.terms.vesting if iss.terms is not None else None
+            if v is not None and v.lapse_on_departure:
+                # what is unvested at the departure lapses: an event of its own when some is
+                lapse = self._walk(iss, Event("lapse", f["departed_on"], self.seq, h), departures)
+                self._walk(iss, lapse, departures)
+                if lapse.rights:
+                    lapses.append((iss, lapse))
+            else:
+                self._walk(iss, None, departures)
+        for iss, lapse in lapses:
+            iss.events.append(lapse)
         self.departures = departures
 
     # ------------------------------------------------------------------ the rules, in time
-    def _walk(self, iss: Issuance, new: Event | None, departures: dict[str, date]) -> Event | None:
+    @staticmethod
+    def _vesting_steps(v: Vesting, a: Event, records: list[Event]) -> list[tuple[date, int]]:
+        """[(date, rights vesting then)] of one allotment: time-based instalments counted from
+        its vesting start (those already due vest on the allotment date) and the recorded
+        vesting events that cover it (on or after its date); cumulative round-down (or
+        rounding half-up) of rights x the cumulative portion."""
+        moments: list[tuple[date, Fraction]] = []
+        start = a.start or a.on
+        for t in v.tranches:
+            if t.event is not None:
+                continue
+            for k in range(t.occurrences):
+                d = plus_months(start, t.after + k * t.every)
+                if d is not None:
+                    moments.append((max(d, a.on), t.portion))
+        for r in records:
+            if r.on >= a.on and (r.holder is None or r.holder == a.holder):
+                portion = next(t.portion for t in v.tranches if t.event == r.event)
+                moments.append((r.on, portion * r.met))
+        moments.sort(key=lambda m: m[0])
+        steps: list[tuple[date, int]] = []
+        cumulative, done = Fraction(0), 0
+        for i, (d, portion) in enumerate(moments):
+            cumulative += portion
+            if i + 1 < len(moments) and moments[i + 1][0] == d:
+                continue
+            if cumulative >= 1:
+                n = a.rights
+            elif v.rounding:
+                n = floor(a.rights * cumulative + Fraction(1, 2))
+            else:
+                n = floor(a.rights * cumulative)
+            if n > done:
+                steps.append((d, n - done))
+                done = n
+        return steps
+
+    def _walk(self, iss: Issuance, new: Event | None, departures: dict[str, date],
+              until: date | None = None, state: dict[str, list[int]] | None = None) -> Event | None:
         """Check the issuance's timeline with `new` in its place; return `new` with its
-        figures resolved. Recorded events must keep the figures they were recorded with."""
+        figures resolved. Recorded events must keep the figures they were recorded with.
+        `state`, when given, receives {holder: [unvested, vested]} at the end of `until`."""
         terms = iss.terms
         assert terms is not None
         if new is not None:
@@ -405,10 +572,43 @@ class Model:
         spr = Fraction(terms.shares_per_right)
         price = terms.exercise_price
         out: dict[str, int] = {}
+        unvested: dict[str, int] = {}
+        vested: dict[str, int] = {}
         groups: dict[str, str] = {}
         allotted = 0
         expired = False
-        for e in iss.timeline(new):
+        timeline = iss.timeline(new)
+        v = terms.vesting
+        # (date, phase, seq, item): adjustments, then vesting, then the rest in record order
+        items: list[tuple[date, int, int, Any]] = [
+            (e.on, 0 if e.kind == "adjust" else 2, e.seq, e) for e in timeline]
+        at_allotment: dict[int, int] = {}
+        if v is not None:
+            records = [e for e in timeline if e.kind == "vest"]
+            for e in timeline:
+                if e.kind == "allot":
+                    for d, n in self._vesting_steps(v, e, records):
+                        if d == e.on:
+                            at_allotment[id(e)] = n
+                        else:
+                            items.append((d, 1, 0, (e.holder, n)))
+            if v.lapse_on_departure:
+                # a departure that lapsed nothing in this issuance must stay so (last on its date)
+                lapsed = {e.holder for e in timeline if e.kind == "lapse"}
+                holding = {e.holder for e in timeline if e.kind == "allot"}
+                for h, d in departures.items():
+                    if h in holding and h not in lapsed:
+                        items.append((d, 2, 1 << 62, Event("lapse", d, 1 << 62, h)))
+        items.sort(key=lambda x: x[:3])
+        for on, phase, _seq, e in items:
+            if until is not None and on > until:
+                break
+            if phase == 1:
+                h, n = e
+                move = min(n, unvested.get(h, 0))
+                unvested[h] = unvested.get(h, 0) - move
+                vested[h] = vested.get(h, 0) + move
+                continue
             is_new = e is new
             h = e.holder
             if e.on < iss.resolved_on:
@@ -430,6 +630,9 @@ class Model:
                 if dep is not None and e.on >= dep:
                     raise Refused("allotment on or after the holder's departure")
                 out[h] = out.get(h, 0) + e.rights
+                now = at_allotment.get(id(e), 0) if v is not None else e.rights
+                vested[h] = vested.get(h, 0) + now
+                unvested[h] = unvested.get(h, 0) + e.rights - now
             elif e.kind == "exercise":
                 if expired:
                     raise Refused("exercise after expiry")
@@ -443,6 +646,8 @@ class Model:
                     raise Refused("exercisable only after departure")
                 if e.rights > out.get(h, 0):
                     raise Refused("exercise over outstanding")
+                if e.rights > vested.get(h, 0):
+                    raise Refused("exercise-of-unvested")
                 shares = floor(e.rights * spr)
                 paid = shares * price
                 if is_new:
@@ -450,6 +655,7 @@ class Model:
                 elif (e.shares, e.paid) != (shares, paid):
                     raise Refused("would change the figures of a recorded exercise")
                 out[h] -= e.rights
+                vested[h] -= e.rights
             elif e.kind == "forfeit":
                 have = out.get(h, 0)
                 if e.every:
@@ -462,6 +668,19 @@ class Model:
                 if e.rights > have:
                     raise Refused("forfeit over outstanding")
                 out[h] = have - e.rights
+                first = min(e.rights, unvested.get(h, 0))  # unvested rights first
+                unvested[h] = unvested.get(h, 0) - first
+                vested[h] = vested.get(h, 0) - (e.rights - first)
+            elif e.kind == "lapse":
+                n = unvested.get(h, 0)
+                if is_new:
+                    e.rights = n
+                elif e.rights != n:
+                    raise Refused("would change the rights a recorded departure lapsed")
+                out[h] = out.get(h, 0) - n
+                unvested[h] = 0
+            elif e.kind == "vest":
+                pass  # its vesting moments are in `items`
             elif e.kind == "expire":
                 lapsed = {k: v for k, v in sorted(out.items()) if v > 0}
                 if is_new:
@@ -469,8 +688,11 @@ class Model:
                 elif e.expired != lapsed:
                     raise Refused("would change the rights a recorded expiry lapsed")
                 for k in lapsed:
-                    out[k] = 0
+                    out[k] = unvested[k] = vested[k] = 0
                 expired = True
+        if state is not None:
+            for h in out:
+                state[h] = [unvested.get(h, 0), vested.get(h, 0)]
         return new
 
     # ------------------------------------------------------------------ queries
@@ -500,7 +722,7 @@ class Model:
                     for h, n in e.expired.items():
                         per[h]["expired"] += n
                     continue
-                if e.kind == "adjust":
+                if e.kind in ("adjust", "vest"):
                     continue
                 p = per.setdefault(e.holder, {
                     "issuance": iid, "holder": e.holder, "currency": iss.terms.currency,
@@ -522,15 +744,44 @@ class Model:
                     p["exercised"] += e.rights
                     p["shares_delivered"] += e.shares
                     p["exercise_price_paid"] += e.paid
-                elif e.kind == "forfeit":
+                elif e.kind in ("forfeit", "lapse"):  # a lapse at departure counts as forfeited
                     p["forfeited"] += e.rights
             for p in per.values():
                 out = p["allotted"] - p["exercised"] - p["forfeited"] - p["expired"]
                 p["outstanding"] = out
                 p["shares_underlying"] = floor(out * spr)
                 p["group"] = p["latest"][3]
+                p["unvested"], p["vested"] = self._vested(iss, p["holder"], as_of)
+                assert p["unvested"] + p["vested"] == out
+                p["exercisable"] = p["vested"] if self._can_exercise(iss, p["holder"], as_of or self.today) else 0
                 rows.append(p)
         return rows
+
+    def _vested(self, iss: Issuance, holder: str, as_of: date | None) -> tuple[int, int]:
+        """(unvested, vested) rights of a holder at the end of `as_of`; without it, at the end
+        of today, or of the holder's last recorded movement when later (docs/commands.md)."""
+        day = as_of
+        if day is None:
+            moved = [e.on for e in iss.events if (e.holder == holder and e.kind != "vest" and e.rights)
+                     or (e.kind == "expire" and e.expired.get(holder))]
+            day = max([self.today, *moved])
+        state: dict[str, list[int]] = {}
+        self._walk(iss, None, self.departures, until=day, state=state)
+        u, v = state.get(holder, [0, 0])
+        return u, v
+
+    def _can_exercise(self, iss: Issuance, holder: str, day: date) -> bool:
+        """Inside the exercise period, before expiry, and as the departure conditions allow."""
+        terms = iss.terms
+        assert terms is not None
+        if not terms.exercise_from <= day <= terms.exercise_to:
+            return False
+        if any(e.kind == "expire" and e.on <= day for e in iss.events):
+            return False
+        dep = self.departures.get(holder)
+        if dep is not None and dep <= day:
+            return terms.window is None or day <= dep + timedelta(days=terms.window)
+        return not terms.only_after_departure
 
     def holdings(self, by: str = "person", issuance: str | None = None,
                  as_of: date | None = None) -> list[dict[str, Any]]:
@@ -548,8 +799,12 @@ class Model:
                 "rights_allotted": 0, "rights_exercised": 0, "rights_forfeited": 0,
                 "rights_expired": 0, "rights_outstanding": 0, "shares_underlying": 0,
                 "shares_delivered": 0, "amount_offset": ZERO, "amount_paid": ZERO,
-                "exercise_price_paid": ZERO, "_holders": set(), "_latest": None,
+                "exercise_price_paid": ZERO, "rights_vested": 0, "rights_unvested": 0,
+                "rights_exercisable": 0, "_holders": set(), "_latest": None,
             })
+            t["rights_vested"] += p["vested"]
+            t["rights_unvested"] += p["unvested"]
+            t["rights_exercisable"] += p["exercisable"]
             t["rights_allotted"] += p["allotted"]
             t["rights_exercised"] += p["exercised"]
             t["rights_forfeited"] += p["forfeited"]

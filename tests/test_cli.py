@@ -160,7 +160,8 @@ def test_per_type_verbs_go_through_the_same_path(store_url):
         "holder": "d01", "name": "山田 太郎", "group": "director", "rights_allotted": 10,
         "rights_exercised": 3, "rights_forfeited": 7, "rights_expired": 0, "rights_outstanding": 0,
         "shares_underlying": 0, "shares_delivered": 300, "amount_offset": "10000", "amount_paid": "10000",
-        "exercise_price_paid": "300", "currency": "JPY",
+        "exercise_price_paid": "300", "rights_vested": 0, "rights_unvested": 0,
+        "rights_exercisable": 0, "currency": "JPY",
     }
     hist = run_cli("history", "--holder", "d01", "--format", "json", db=store_url).json()
     allot = next(h for h in hist if h["type"] == "rights_allotted")

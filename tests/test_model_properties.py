@@ -284,7 +284,23 @@ def terms_fields(draw: Any, issuance: str, valid: bool = True) -> dict[str, Any]
     window = draw(st.sampled_from([None, 10, 0, 3]))
     if window is not None:
         f["exercise_window_days_after_departure"] = window
+    vesting = draw(st.sampled_from([None, None, *VESTINGS]))
+    if vesting is not None:
+        f["vesting"] = vesting
     return f
+
+
+# Schedules that vest within the days the machine dates commands on (months from 2024-01-..),
+# with events met in full or in part, both allocations and both departure rules.
+VESTINGS = [
+    {"tranches": [{"portion": "1/2", "after_months": 0}, {"portion": "1/2", "after_months": 1}]},
+    {"tranches": [{"portion": "1/3", "after_months": 0, "every_months": 1, "occurrences": 3}],
+     "allocation": "cumulative_rounding"},
+    {"tranches": [{"portion": "1/4", "after_months": 1}, {"portion": "3/4", "on_event": "goal"}],
+     "unvested_lapse_on_departure": False},
+    {"tranches": [{"portion": "0.5", "on_event": "goal"}, {"portion": "1/2", "on_event": "ipo"}]},
+]
+VESTING_EVENTS = ("goal", "ipo", "nope")
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -380,10 +396,16 @@ class LedgerMachine(RuleBasedStateMachine):
         on = mostly(data, st.integers(start, min(start + 10, HORIZON)), days)
         group = mostly(data, st.just(HOME_GROUP[holder]),
                        st.sampled_from(["director", "employee", "executive_officer"]), odds=8)
-        return {"type": "allot_rights", "issuance": issuance, "holder": holder,
-                "name": f"Name {holder}" + data.draw(st.sampled_from(["", " (renamed)"])),
-                "group": group, "rights": data.draw(st.integers(1, 5)), "allotted_on": day(on),
-                "payment": data.draw(st.sampled_from(["offset", "offset", "cash", "gratis"]))}
+        cmd = {"type": "allot_rights", "issuance": issuance, "holder": holder,
+               "name": f"Name {holder}" + data.draw(st.sampled_from(["", " (renamed)"])),
+               "group": group, "rights": data.draw(st.integers(1, 5)), "allotted_on": day(on),
+               "payment": data.draw(st.sampled_from(["offset", "offset", "cash", "gratis"]))}
+        if terms is not None and terms.vesting is not None:
+            # a hire date before the allotment; the 31st of January (a month end); too early
+            start = data.draw(st.sampled_from([None, None, 0, 30, -5]))
+            if start is not None:
+                cmd["vesting_start"] = day(start)
+        return cmd
 
     def make_exercise(self, data: Any) -> dict[str, Any]:
         issuance = self.issuance(data)
@@ -413,6 +435,20 @@ class LedgerMachine(RuleBasedStateMachine):
         after = day_no(max(allotted)) + 1 if allotted else 0
         on = mostly(data, st.integers(min(after, HORIZON), HORIZON), days)
         return {"type": "record_departure", "holder": holder, "departed_on": day(on)}
+
+    def make_vesting_event(self, data: Any) -> dict[str, Any]:
+        """Mostly an event of the terms, for every holder or one, met in full or in part."""
+        issuance = self.issuance(data)
+        cmd: dict[str, Any] = {"type": "record_vesting_event", "issuance": issuance,
+                               "event": data.draw(st.sampled_from(VESTING_EVENTS)),
+                               "occurred_on": day(data.draw(days))}
+        holder = data.draw(st.sampled_from([None, None, *HOLDERS]))
+        if holder is not None:
+            cmd["holder"] = holder
+        met = data.draw(st.sampled_from([None, "1", "1/2", "0.3", "0", "3/2"]))
+        if met is not None:
+            cmd["portion_met"] = met
+        return cmd
 
     def make_adjust(self, data: Any) -> dict[str, Any]:
         ratio = data.draw(st.sampled_from(["2", "1/2", "3", "1/3", "0.5", "0"]))
@@ -458,7 +494,8 @@ class LedgerMachine(RuleBasedStateMachine):
             cmd["allotted_on"] = "2024-02-30"
         return cmd
 
-    MAKERS = ("allot", "exercise", "forfeit", "depart", "adjust", "expire", "admin_or_malformed")
+    MAKERS = ("allot", "exercise", "forfeit", "depart", "adjust", "expire", "admin_or_malformed",
+              "vesting_event")
 
     # ------------------------------------------------------------------ setup
     @initialize(data=st.data(), s2=st.booleans(), fold_on_store=st.booleans())
@@ -494,6 +531,11 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data(), probe=probes)
     def expire(self, data: Any, probe: list[int]) -> None:
         self.send(self.make_expire(data), probe)
+
+    @rule(data=st.data(), probe=probes)
+    def vesting_event(self, data: Any, probe: list[int]) -> None:
+        # also as at the end of February 2024 (a leap year: instalments from January 31st)
+        self.send(self.make_vesting_event(data), [*probe, 58, 59])
 
     @rule(data=st.data(), probe=probes)
     def admin_or_malformed(self, data: Any, probe: list[int]) -> None:

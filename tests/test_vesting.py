@@ -253,3 +253,112 @@ def test_a_lapse_shows_as_forfeited_in_holdings_and_the_history(tmp_path: Path) 
         ("2021-04-15", 34, "unvested at departure")]
     assert run_cli("audit", "verify", db=db).code == 0
     assert run_cli("audit", "replay", db=db).code == 0
+
+
+# --------------------------------------------------------------------------- read models
+
+
+def _holdings(books: Books, by: str = "person", as_of: str | None = None, issuance: str | None = None,
+              today: date | None = None) -> list[dict[str, Any]]:
+    from equity_ledger.projections.queries import holdings
+
+    books.projector.catch_up()
+    with books.projector.reader.connect() as conn:
+        return holdings(conn, by, issuance, date.fromisoformat(as_of) if as_of else None, today)
+
+
+def _vested(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(r.get("holder") or r.get("group") or r.get("issuance"), r["rights_outstanding"], r["rights_vested"],
+             r["rights_unvested"], r["rights_exercisable"]) for r in rows]
+
+
+def test_holdings_show_vested_unvested_and_exercisable_at_any_date(tmp_path: Path) -> None:
+    from equity_ledger.projections import schema
+    from equity_ledger.projections.verify import verify_projections
+    from sqlalchemy import func, select
+
+    books = _books(tmp_path)
+    try:
+        # h1: cliff 12 on 2021-02-01, then 1 a month; h2 from a hire date (2019-12-31, a month
+        # end: its instalments fall on the last day of shorter months); h3 departs and lapses.
+        _apply(books, *f.setup(vesting=CLIFF, exercise_window_days_after_departure=30, rights=200),
+               f.allot("h1", 48), f.allot("h2", 48, vesting_start="2020-01-31", group="employee"),
+               f.allot("h3", 48, group="employee"))
+        assert _vested(_holdings(books, as_of="2021-01-31")) == [
+            ("h1", 48, 0, 48, 0), ("h2", 48, 12, 36, 12), ("h3", 48, 0, 48, 0)]
+        # h2: 2021-01-31 cliff, 2021-02-28 (month end), 2021-03-31
+        assert _vested(_holdings(books, as_of="2021-02-28")) == [
+            ("h1", 48, 12, 36, 12), ("h2", 48, 13, 35, 13), ("h3", 48, 12, 36, 12)]
+        _apply(books, f.exercise("h1", 12, on="2021-02-01"), f.forfeit("h1", 5, on="2021-02-15"),
+               f.depart("h3", on="2021-04-15"))
+        assert _vested(_holdings(books, as_of="2021-02-15")) == [
+            ("h1", 31, 0, 31, 0), ("h2", 48, 12, 36, 12), ("h3", 48, 12, 36, 12)]
+        assert _vested(_holdings(books, as_of="2021-03-01")) == [
+            ("h1", 31, 1, 30, 1), ("h2", 48, 13, 35, 13), ("h3", 48, 13, 35, 13)]
+        # h3 departed: 14 vested, 34 lapsed; exercisable within 30 days after the departure only
+        assert _vested(_holdings(books, as_of="2021-05-15")) == [
+            ("h1", 31, 3, 28, 3), ("h2", 48, 15, 33, 15), ("h3", 14, 14, 0, 14)]
+        assert _vested(_holdings(books, as_of="2021-05-16"))[2] == ("h3", 14, 14, 0, 0)
+        assert _vested(_holdings(books, by="group", as_of="2021-05-15")) == [
+            ("director", 31, 3, 28, 3), ("employee", 62, 29, 33, 29)]
+        assert _vested(_holdings(books, by="issuance", issuance="s1", as_of="2021-05-15")) == [
+            ("s1", 93, 32, 61, 32)]
+        # without --as-of: as at today (here 2022-06-30), every recorded event counting
+        assert _vested(_holdings(books, today=date(2022, 6, 30))) == [
+            ("h1", 31, 16, 15, 16), ("h2", 48, 29, 19, 29), ("h3", 14, 14, 0, 0)]
+        # a late forfeit (unvested first) rewrites the series from its date
+        _apply(books, f.forfeit("h2", 2, on="2020-06-01"))
+        assert _vested(_holdings(books, as_of="2021-01-31"))[1] == ("h2", 46, 12, 34, 12)
+        with books.projector.reader.connect() as conn:
+            position = books.projector.position()
+            assert verify_projections(books.service.uow.log, conn, position) is None
+            assert conn.execute(select(func.count()).select_from(schema.vesting)).scalar() > 0
+    finally:
+        books.service.close()
+
+
+def test_vesting_events_and_rounding_in_holdings(tmp_path: Path) -> None:
+    books = _books(tmp_path)
+    try:
+        half = f.schedule({"portion": "1/3", "after_months": 0}, {"portion": "2/3", "on_event": "ipo"},
+                          allocation="cumulative_rounding")
+        _apply(books, *f.setup(vesting=half), f.allot("h1", 10, allotted_on="2020-03-01"),
+               f.allot("h2", 10, allotted_on="2020-06-01"))
+        # rounding half-up: 10/3 -> 3
+        assert _vested(_holdings(books, as_of="2020-06-01")) == [("h1", 10, 3, 7, 3), ("h2", 10, 3, 7, 3)]
+        # the event covers allotments made on or before it: h1 only; met in part (1/2 of 2/3)
+        _apply(books, f.vest("ipo", on="2020-05-01", portion_met="1/2"))
+        assert _vested(_holdings(books, as_of="2020-05-01"))[0] == ("h1", 10, 7, 3, 7)
+        assert _vested(_holdings(books, as_of="2020-06-01")) == [("h1", 10, 7, 3, 7), ("h2", 10, 3, 7, 3)]
+        assert _vested(_holdings(books, as_of="2020-04-30"))[0] == ("h1", 10, 3, 7, 3)
+    finally:
+        books.service.close()
+
+
+def test_plans_without_vesting_write_no_vesting_rows(tmp_path: Path) -> None:
+    from equity_ledger.projections import schema
+    from sqlalchemy import func, select
+
+    books = _books(tmp_path)
+    try:
+        _apply(books, *f.setup(), f.allot("h1", 10), f.exercise("h1", 2, on="2021-01-01"))
+        assert _vested(_holdings(books)) == [("h1", 8, 8, 0, 8)]
+        with books.projector.reader.connect() as conn:
+            for table in (schema.vesting, schema.vesting_moves, schema.vesting_events):
+                assert conn.execute(select(func.count()).select_from(table)).scalar() == 0
+    finally:
+        books.service.close()
+
+
+def test_a_late_departure_cannot_lapse_rights_a_recorded_expiry_took(tmp_path: Path) -> None:
+    from equity_ledger.ledger.service import CommandRefused
+
+    books = _books(tmp_path)
+    try:
+        _apply(books, *f.setup(vesting=CLIFF, exercise_to="2022-01-01"), f.allot("h1", 48),
+               {"id": "x", "type": "expire_rights", "issuance": "s1", "expired_on": "2022-02-01"})
+        with pytest.raises(CommandRefused, match="would-change-recorded-figure"):
+            _apply(books, f.depart("h1", on="2021-04-15"))
+        _apply(books, f.depart("h1", on="2022-03-01"))  # after the expiry: nothing to lapse
+    finally:
+        books.service.close()
