@@ -383,15 +383,18 @@ class Issuance(Aggregate):
                     f"departure on {_iso(departed_on)}, but its terms allow exercise only after"
                 )
         self.check_vesting(holder, departed_on, departing=True)
-        self.check_lapse_before_expiry(holder, departed_on)
+        self.check_lapse_fits(holder, departed_on)
 
-    def check_lapse_before_expiry(self, holder: str, departed_on: date) -> None:
-        """A late departure before a recorded expiry must not lapse rights: the expiry
-        recorded them as lapsing with the issuance (would-change-recorded-figure)."""
-        if self.expired_on is None:
-            return
+    def check_lapse_fits(self, holder: str, departed_on: date) -> None:
+        """The rights a departure lapses must leave the recorded figures as they are: a late
+        departure before a recorded expiry lapses none (the expiry recorded them as lapsing
+        with the issuance), and later withdrawals still fit what is outstanding ("all"
+        forfeits keep the number they stood for)."""
         n = self.lapse_on(holder, departed_on)
-        if n:
+        if not n:
+            return
+        self.check_timeline(holder, TimelineEntry(departed_on.toordinal(), self.version + 1, EntryKind.LAPSE, n))
+        if self.expired_on is not None:
             raise ChangesRecordedFigure(
                 f"the expiry of {self.issuance} on {_iso(self.expired_on)} recorded the rights of "
                 f"{holder} as lapsing with it; this departure on {_iso(departed_on)} would lapse "

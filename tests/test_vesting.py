@@ -362,3 +362,16 @@ def test_a_late_departure_cannot_lapse_rights_a_recorded_expiry_took(tmp_path: P
         _apply(books, f.depart("h1", on="2022-03-01"))  # after the expiry: nothing to lapse
     finally:
         books.service.close()
+
+
+def test_a_late_departure_cannot_lapse_rights_a_recorded_all_forfeit_took(tmp_path: Path) -> None:
+    from equity_ledger.ledger.service import CommandRefused
+
+    books = _books(tmp_path)
+    try:
+        _apply(books, *f.setup(vesting=CLIFF), f.allot("h1", 48), f.forfeit("h1", "all", on="2022-01-01"))
+        with pytest.raises(CommandRefused, match="would-change-recorded-figure"):
+            _apply(books, f.depart("h1", on="2021-04-15"))
+        _apply(books, f.depart("h1", on="2022-03-01"))  # after the forfeit: nothing left to lapse
+    finally:
+        books.service.close()
