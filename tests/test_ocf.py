@@ -22,18 +22,10 @@ from equity_ledger.bootstrap import open_books
 from equity_ledger.interchange.vesting import (
     VestingMappingError, allocation_from_ocf, allocation_to_ocf, ledger_vesting, ocf_vesting_terms,
 )
-from equity_ledger.ledger.commands import SCHEMAS, parse_command
+from equity_ledger.ledger.commands import parse_command
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ocf"
 SEED = Path(__file__).resolve().parents[1] / "ledger" / "samples" / "iij-2013-sar.jsonl"
-HAS_VESTING = "vesting" in SCHEMAS["set_terms"]
-# Holdings rows with the vested figures (issue 14's read models): the month-end test needs them.
-HAS_VESTED_FIGURES = any(key == "rights_vested" for key, *_ in
-                         __import__("equity_ledger.cli.queries", fromlist=["x"]).HOLDING_COLUMNS)
-needs_vesting = pytest.mark.skipif(
-    not HAS_VESTING, reason="vesting is not a set_terms field yet (issue 14 not merged): "
-    "these run as soon as ledger.commands.SCHEMAS['set_terms'] has 'vesting'")
-
 FOUR_YEAR_CLIFF = {"tranches": [{"portion": "1/4", "after_months": 12},
                                 {"portion": "1/48", "after_months": 13, "every_months": 1, "occurrences": 36}]}
 
@@ -433,13 +425,6 @@ def test_the_tutorial_maps_to_one_grant_with_its_vesting_and_exercise(tmp_path: 
     assert not (tmp_path / "t.sqlite").exists()
 
 
-def test_the_tutorial_without_vesting_support_is_refused_as_an_unknown_field(tmp_path: Path) -> None:
-    if HAS_VESTING:
-        pytest.skip("vesting is a set_terms field: the tutorial imports (see the next test)")
-    r = import_(f"sqlite:///{tmp_path}/t.sqlite", tutorial(tmp_path))
-    assert r.code == 1 and "OCF TX_PLAN_SECURITY_ISSUANCE 43786349" in r.stderr and "vesting" in r.stderr
-
-
 def _month_ends(start: date, end: date) -> list[date]:
     out, y, m = [], start.year, start.month
     while True:
@@ -451,8 +436,6 @@ def _month_ends(start: date, end: date) -> list[date]:
         y, m = nxt.year, nxt.month
 
 
-@needs_vesting
-@pytest.mark.skipif(not HAS_VESTED_FIGURES, reason="holdings have no rights_vested yet (issue 14, read models)")
 def test_the_tutorial_vests_as_its_terms_say_at_every_month_end(tmp_path: Path) -> None:
     from decimal import ROUND_HALF_UP, Decimal
 
@@ -471,7 +454,6 @@ def test_the_tutorial_vests_as_its_terms_say_at_every_month_end(tmp_path: Path) 
         assert row["rights_unvested"] == 100000 - vested_total, day
 
 
-@needs_vesting
 def test_vesting_round_trips(store_url: str, second_store: Any, tmp_path: Path) -> None:
     cmds = [F.resolution("v1"), F.terms("v1", vesting=FOUR_YEAR_CLIFF),
             # A vesting start before the allotment (a hire date), not before the resolution.
