@@ -228,10 +228,14 @@ def default_actor() -> str:
         return "unknown"
 
 
+def _canonical(obj: dict[str, Any]) -> bytes:
+    """The command as canonical UTF-8 JSON (sorted keys, no spacing): what its digest hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def digest(obj: dict[str, Any]) -> str:
     """SHA-256 of the command as a parsed JSON object (key order and spacing do not matter)."""
-    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical(obj)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -273,10 +277,14 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
     cid = obj.get("id")
     if isinstance(cid, str) and cid.strip() and _encodable(cid):
         where = f"{where} (id {_show_id(cid)})" if line is not None else f"id {_show_id(cid)}"
-    bad_text = _unencodable(obj)
-    if bad_text is not None:
+    try:
+        # The canonical encoding is the content digest's input, and it fails exactly when a lone
+        # surrogate hides somewhere: one pass instead of walking every value first.
+        canonical = _canonical(obj)
+    except UnicodeEncodeError:
+        bad_text = _unencodable(obj) or "the command"
         raise BadCommand(f"{where}: {bad_text} holds a lone surrogate (\\ud800-\\udfff), "
-                         "which is not text")
+                         "which is not text") from None
     if not isinstance(cid, str) or not cid.strip():
         raise BadCommand(f"{where}: field 'id' is required and must be a non-empty string")
     ctype = obj.get("type")
@@ -313,7 +321,7 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
         fields=fields,
         actor=obj.get("actor") or actor or default_actor(),
         reason=obj.get("reason") or "",
-        digest=digest(obj),
+        digest=hashlib.sha256(canonical).hexdigest(),
         line=line,
         raw=obj,
     )
