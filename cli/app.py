@@ -117,10 +117,9 @@ def db_url() -> Optional[str]:
 
 
 def _store_error(e: BaseException) -> bool:
-    import sqlite3
+    from ..bootstrap import is_store_error
 
-    mods = ("eventsourcing", "sqlalchemy", "psycopg", "sqlite3", "psycopg_pool")
-    return isinstance(e, (sqlite3.Error, OSError)) or type(e).__module__.split(".")[0] in mods
+    return is_store_error(e)
 
 
 def handled(fn: Callable[..., Any]) -> Callable[..., Any]:

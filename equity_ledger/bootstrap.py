@@ -144,7 +144,7 @@ class Books:
         except StoreUnavailable:
             raise
         except Exception as e:
-            if not _is_store_error(e):
+            if not is_store_error(e):
                 raise
             raise StoreUnavailable(f"cannot read store {self.config.display}: {_one_line(e)}") from None
 
@@ -171,7 +171,8 @@ def _check_ours(log: "LogReader", config: StoreConfig) -> None:
         raise StoreUnavailable(f"{config.display} is not an equity-ledger store")
 
 
-def _is_store_error(e: BaseException) -> bool:
+def is_store_error(e: BaseException) -> bool:
+    """An error of the database or its driver (as opposed to a bug): shown as one line."""
     import sqlite3
 
     mods = ("eventsourcing", "sqlalchemy", "psycopg", "sqlite3", "psycopg_pool")

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 import factories as f
-from attack_tools import append_forged_event, events_table
+from attack_tools import append_forged_event, events_table, sql as _sql
 from equity_ledger.ledger.commands import digest
 from helpers import run_cli, write_jsonl
 
@@ -72,16 +72,6 @@ def _figures(url: str) -> list[Any]:
         reg = _register(url, day)
         out.append({h: {k: v for k, v in r.items() if k not in ("address", "erased")} for h, r in reg.items()})
     return out
-
-
-def _sql(url: str, statement: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(text(statement), params or {})
-            return [tuple(r) for r in result.all()] if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def _all_text(url: str) -> str:
