@@ -300,7 +300,11 @@ def verify_log(
             return fail(position, oid, version, _command_id(ev.state),
                         "the stored aggregate id is not in its canonical form (edited by hand: it "
                         "hides the aggregate's events from the ledger)")
-        decoded = log.decode(ev)
+        try:
+            decoded = log.decode(ev)
+        except Exception:  # noqa: BLE001  whatever an edited row decodes into, it is named
+            return fail(position, oid, version, _command_id(ev.state),
+                        "stored event cannot be decoded as a ledger event (edited by hand)")
         command_id = getattr(decoded, "command_id", None)
         expected = link_hash(prev, position, oid, version, ev.topic, ev.state, key)
         if chain and not hmac.compare_digest(expected, link[1]):

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any, Iterator
 from uuid import UUID
 
+from .errors import StoreUnavailable
 from .store import events_table, snapshots_table
 
 PAGE = 5000
@@ -52,6 +53,22 @@ class StoredRow:
 def event_kind(topic: str) -> str:
     """`equity_ledger.ledger.issuance:Issuance.RightsAllotted` -> `RightsAllotted`."""
     return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+
+
+def _stored_row(position: Any, oid: Any, version: Any, topic: Any, state: Any) -> StoredRow:
+    """A row of the events table as the ledger wrote it; a row edited into another shape (a
+    state turned into text, an id that is no UUID) is one line naming its position."""
+    try:
+        if isinstance(state, str):  # SQLite keeps what an UPDATE wrote: the bytes are the text's
+            state = state.encode("utf-8", "surrogatepass")
+        uuid = _uuid(oid)
+        return StoredRow(int(position), uuid, int(version), str(topic), bytes(state),
+                         not isinstance(oid, str) or oid == uuid.hex)
+    except (TypeError, ValueError):
+        raise StoreUnavailable(
+            f"the stored event at position {position} is not in the ledger's shape (edited by "
+            "hand): it cannot be read"
+        ) from None
 
 
 def _uuid(value: Any) -> UUID:
@@ -105,9 +122,8 @@ class LogReader:
     def rows(self, start: int, limit: int) -> list[StoredRow]:
         """Stored events from position `start` on (inclusive), at most `limit`."""
         return [
-            StoredRow(int(p), _uuid(oid), int(v), topic, bytes(state),
-                      not isinstance(oid, str) or oid == _uuid(oid).hex)
-            for p, oid, v, topic, state in self._rows(
+            _stored_row(*r)
+            for r in self._rows(
                 f"SELECT {self._pos}, originator_id, originator_version, topic, state "
                 f"FROM {self._events} WHERE {self._pos} >= ? ORDER BY {self._pos} LIMIT ?",
                 (start, limit),

@@ -168,3 +168,14 @@ def test_truncated_history_fails_the_digest(ledger_url, tmp_path: Path):
     _sql(ledger_url, f"DELETE FROM {table} WHERE {pos} = {last}", f"DELETE FROM ledger_chain WHERE position = {last}",
          f"DELETE FROM ledger_commands WHERE position = {last}")
     _fails(ledger_url, "digest", digest=kept)
+
+
+def test_an_event_edited_into_another_shape_is_named_not_a_crash(sqlite_url, tmp_path: Path):
+    # SQLite's replace() turns the stored BLOB into TEXT: still the ledger's bytes, edited.
+    cmds = f.setup() + [f.allot("h1", 2), f.allot("h2", 3)]
+    assert run_cli("apply", str(write_jsonl(tmp_path / "a.jsonl", cmds)), db=sqlite_url).code == 0
+    _sql(sqlite_url, "UPDATE stored_events SET state = replace(state, '\"rights\"' || char(58) || '3', "
+                     "'\"rights\"' || char(58) || '4') WHERE topic LIKE '%RightsAllotted'")
+    _fails(sqlite_url, "position", "chain link")
+    r = run_cli("holdings", db=sqlite_url)
+    assert "Traceback" not in r.stderr
