@@ -78,6 +78,20 @@ class Allotment:
     amount: Decimal
 
 
+@dataclass(slots=True)
+class Exercise:
+    """An exercise as the filing reports read it: its shares and the market price of a share
+    on its date (None when the command gave none)."""
+
+    position: int
+    issuance: str
+    holder: str
+    exercised_on: date
+    rights: int
+    shares_delivered: int
+    share_price: Decimal | None
+
+
 @dataclass(frozen=True)
 class VestingOccurred:
     """A vesting event recorded for an issuance (for one holder, or all when `holder` is None)."""
@@ -177,7 +191,10 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
                 exercised=e.rights,
                 shares_delivered=e.shares_delivered,
                 exercise_price_paid=e.exercise_price_paid,
-            )
+            ),
+            # an exercise stored before share_price existed has none
+            Exercise(position, e.issuance, e.holder, e.exercised_on, e.rights, e.shares_delivered,
+                     getattr(e, "share_price", None)),
         ]
     if kind == "RightsForfeited":
         return [

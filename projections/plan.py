@@ -19,6 +19,7 @@ from .fold import (
     Allotment,
     Departure,
     DetailsErasure,
+    Exercise,
     HolderDetails,
     HoldingDelta,
     IssuanceInfo,
@@ -78,13 +79,15 @@ Step = Union[InsertHoldings, UpdateHoldings, Backdate, UpsertIssuance, InsertDep
 @dataclass
 class Plan:
     """Writes in order: `steps` first (in event order), then the keys of new holdings, the
-    allotment and adjustment rows, then the terms in force of `share_terms` issuances."""
+    allotment and adjustment rows, then the terms in force of `share_terms` issuances, then
+    the exercise rows."""
 
     steps: list[Step] = field(default_factory=list)
     new_keys: list[Key] = field(default_factory=list)
     allotments: list[Allotment] = field(default_factory=list)
     adjustments: list[Adjustment] = field(default_factory=list)
     share_terms: list[str] = field(default_factory=list)
+    exercises: list[Exercise] = field(default_factory=list)
 
 
 Folded = list[tuple[int, str, list[Any]]]  # (log position, event type, its effects)
@@ -173,6 +176,8 @@ def plan(folded: Folded, latest: dict[Key, Row]) -> Plan:
                     out.steps.append(InsertDetails(eff))
                 elif isinstance(eff, DetailsErasure):
                     out.steps.append(EraseDetails(eff))
+                elif isinstance(eff, Exercise):
+                    out.exercises.append(eff)
         except Exception as e:
             raise ProjectionFailed(position, kind, e) from None
     flush(copy=False)

@@ -36,7 +36,8 @@ from .fold import COUNTS, MONEY
 # 3: holders' sealed details and erasures (proj_holder_details, proj_holder_erasures).
 # 4: vesting (the terms' vesting and fair value; vested rights of holdings).
 # 5: vested rights of holdings (proj_vesting_moves, proj_vesting_events, proj_vesting).
-SCHEMA_VERSION = 5
+# 6: exercises with their share price, for the filing reports (proj_exercises).
+SCHEMA_VERSION = 6
 
 
 class Money(TypeDecorator):
@@ -212,7 +213,22 @@ vesting = Table(
     Column("vested", BigInteger, nullable=False),
 )
 
+# Every exercise with the market price of a share on its date (NULL: none given), for the
+# average share price at exercise of `report movements`.
+exercises = Table(
+    "proj_exercises",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("issuance", Text, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("exercised_on", Date, nullable=False),
+    Column("rights", BigInteger, nullable=False),
+    Column("shares_delivered", BigInteger, nullable=False),
+    Column("share_price", Money),
+    Index("ix_proj_exercises_issuance", "issuance", "exercised_on"),
+)
+
 # Tables a rebuild empties and refills (tracking is reset, not dropped).
 READ_MODELS = (issuances, adjustments, share_terms, holdings, holding_keys, allotments, departures,
-               holder_details, holder_erasures, vesting_moves, vesting_events, vesting)
+               holder_details, holder_erasures, vesting_moves, vesting_events, vesting, exercises)
 

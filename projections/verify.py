@@ -29,6 +29,7 @@ from .fold import (
     Allotment,
     Departure,
     DetailsErasure,
+    Exercise,
     HolderDetails,
     HoldingDelta,
     IssuanceInfo,
@@ -74,6 +75,8 @@ class _Fold:
         self.departures: dict[str, date] = {}
         self.details: dict[tuple[str, date, int], tuple[str, str]] = {}
         self.erasures: dict[str, int] = {}
+        self.exercise_fp = 0
+        self.exercise_n = 0
 
     def feed(self, position: int, event: Any) -> None:
         for eff in effects(position, event):
@@ -100,6 +103,12 @@ class _Fold:
             elif isinstance(eff, DetailsErasure):
                 self.details = {k: v for k, v in self.details.items() if k[0] != eff.holder}
                 self.erasures[eff.holder] = eff.position
+            elif isinstance(eff, Exercise):
+                self.exercise_n += 1
+                self.exercise_fp += _exercise_hash(
+                    eff.position, eff.issuance, eff.holder, eff.exercised_on, eff.rights,
+                    eff.shares_delivered, eff.share_price,
+                )
 
 
 def verify_projections(
@@ -137,6 +146,7 @@ def verify_projections(
             or _check_departures(conn, fold)
             or _check_holder_details(conn, fold)
             or _check_vesting(conn, fold)
+            or _check_exercises(conn, fold)
         )
 
 
@@ -336,4 +346,24 @@ def _check_vesting(conn: Any, fold: _Fold) -> ProjectionFinding | None:
         diff = sorted(set(stored_series.items()) ^ set(series.items()), key=str)
         return ProjectionFinding("proj_vesting", f"issuance {diff[0][0][0]} holder {diff[0][0][1]}",
                                  "vested rights differ from the events")
+    return None
+
+
+def _exercise_hash(position: int, issuance: str, holder: str, exercised_on: date, rights: int,
+                   shares: int, share_price: Decimal | None) -> int:
+    return _row_hash(position, issuance, holder, exercised_on.isoformat(), rights, shares,
+                     None if share_price is None else format(share_price, "f"))
+
+
+def _check_exercises(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    """The exercise rows (with their share prices), by an order-free fingerprint."""
+    fp, n = 0, 0
+    for r in _streamed(conn, select(t.exercises)):
+        n += 1
+        fp += _exercise_hash(r["position"], r["issuance"], r["holder"], r["exercised_on"], r["rights"],
+                             r["shares_delivered"], r["share_price"])
+    if (fp, n) != (fold.exercise_fp, fold.exercise_n):
+        return ProjectionFinding(
+            "proj_exercises", f"({n} rows, {fold.exercise_n} exercise events)", "rows differ from the events"
+        )
     return None

@@ -71,6 +71,13 @@ class Writer:
             conn.execute(insert(t.adjustments), [a.__dict__.copy() for a in plan.adjustments])
         for issuance in plan.share_terms:
             self._write_share_terms(conn, issuance)
+        if plan.exercises:
+            conn.execute(insert(t.exercises), [
+                {"position": e.position, "issuance": e.issuance, "holder": e.holder,
+                 "exercised_on": e.exercised_on, "rights": e.rights,
+                 "shares_delivered": e.shares_delivered, "share_price": e.share_price}
+                for e in plan.exercises
+            ])
 
     def load_latest(self, conn: Connection, wanted: dict[str, set[str]], into: dict[Key, Row]) -> None:
         """Put the latest row of every wanted holding that has one into `into`, a few queries
