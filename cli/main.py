@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover
 
 from . import apply, audit, demo, projections, queries, verbs  # noqa: F401  (register their commands)
 from . import interchange  # noqa: F401  (export ocf, import ocf)
+from . import report  # noqa: F401  (report movements)
 from . import render
 from .app import add_db_option, app
 
