@@ -104,7 +104,10 @@ def print_movements(rows: list[dict[str, Any]], title: str, wide: bool = False) 
     titles = [f"{r['issuance']}: {r['title']}" for r in rows if r["issuance"] != "all"]
     caption = "; ".join([*titles, "-: no figure (nothing to weigh, or an exercise without a share price)"])
     keep = ["line"] + [f"c{i}" for i, r in enumerate(flats) if r["issuance"] == "all"]
-    render.table(title, columns, lines, caption=caption, wide=wide, keep=keep)
+    # The title on a line of its own: the note's table is narrow, and a title wrapped to its
+    # width would break the period in two.
+    render.out(title)
+    render.table(None, columns, lines, caption=caption, wide=wide, keep=keep)
 
 
 def write_movements(rows: list[dict[str, Any]], fmt: str, output: Optional[str]) -> None:
