@@ -285,6 +285,16 @@ def minor_digits(currency: str) -> int:
     return get_currency_precision(currency)
 
 
+def _half_up(value: Fraction, digits: int) -> Decimal:
+    """Round half-up (values >= 0) to `digits` decimals."""
+    return Decimal(floor(value * 10**digits + Fraction(1, 2))).scaleb(-digits)
+
+
+def _dec(value: Decimal) -> str:
+    """A decimal printed plainly, without trailing zeros ("3235", "808.75", "0")."""
+    return f"{value.normalize():f}"
+
+
 def ceil_minor(amount: Fraction, currency: str) -> Decimal:
     """Round up to the currency's minor unit."""
     d = minor_digits(currency)
@@ -324,6 +334,8 @@ class Event:
     # vesting events ("vest"): the event's name and the part met (holder None: every holder)
     event: str = ""
     met: Fraction = Fraction(1)
+    # exercises: the market price of a share on the exercise date (None: not given)
+    share_price: Decimal | None = None
 
     def sort_key(self) -> tuple[date, int, int]:
         return (self.on, 0 if self.kind == "adjust" else 1, self.seq)
@@ -343,6 +355,7 @@ class Terms:
     only_after_departure: bool
     window: int | None
     vesting: Vesting | None = None
+    fair_value: Decimal | None = None  # per right, for the filing reports (None: price_per_right)
 
 
 @dataclass
@@ -353,6 +366,7 @@ class Issuance:
     terms: Terms | None = None
     events: list[Event] = field(default_factory=list)
     expired: bool = False
+    title: str = ""
 
     def timeline(self, extra: Event | None = None) -> list[Event]:
         evs = self.events + ([extra] if extra is not None else [])
@@ -405,7 +419,8 @@ class Model:
         if self.issuer is not None and f["issuer"].strip() != self.issuer.strip():
             raise Refused("one issuer per store")
         self.issuer = self.issuer or f["issuer"]
-        self.issuances[f["issuance"]] = Issuance(f["issuance"], f["resolved_on"], f["max_rights"])
+        self.issuances[f["issuance"]] = Issuance(f["issuance"], f["resolved_on"], f["max_rights"],
+                                                 title=f["title"])
 
     def _set_terms(self, f: dict[str, Any]) -> None:
         iss = self._iss(f["issuance"])
@@ -427,7 +442,7 @@ class Model:
             exercise_from=f["exercise_from"], exercise_to=f["exercise_to"],
             only_after_departure=bool(f["exercisable_only_after_departure"]),
             window=f["exercise_window_days_after_departure"],
-            vesting=f["vesting"],
+            vesting=f["vesting"], fair_value=f["fair_value_per_right"],
         )
 
     def _add(self, iss: Issuance, ev: Event) -> None:
@@ -447,7 +462,8 @@ class Model:
     def _exercise_rights(self, f: dict[str, Any]) -> None:
         iss = self._iss(f["issuance"])
         self._terms(iss)
-        self._add(iss, Event("exercise", f["exercised_on"], self.seq, f["holder"], f["rights"]))
+        self._add(iss, Event("exercise", f["exercised_on"], self.seq, f["holder"], f["rights"],
+                             share_price=f["share_price"]))
 
     def _forfeit_rights(self, f: dict[str, Any]) -> None:
         iss = self._iss(f["issuance"])
@@ -561,10 +577,15 @@ class Model:
         return steps
 
     def _walk(self, iss: Issuance, new: Event | None, departures: dict[str, date],
-              until: date | None = None, state: dict[str, list[int]] | None = None) -> Event | None:
+              until: date | None = None, state: dict[str, list[int]] | None = None,
+              trace: list[tuple[date, str, str, int, int]] | None = None) -> Event | None:
         """Check the issuance's timeline with `new` in its place; return `new` with its
         figures resolved. Recorded events must keep the figures they were recorded with.
-        `state`, when given, receives {holder: [unvested, vested]} at the end of `until`."""
+        `state`, when given, receives {holder: [unvested, vested]} at the end of `until`;
+        `trace` every move of rights: (date, holder, what, unvested part, vested part), what
+        being allot (granted, vested at once), vest (moved), exercise, forfeit, lapse, expire
+        (the parts taken from each block)."""
+        note = trace.append if trace is not None else (lambda _t: None)
         terms = iss.terms
         assert terms is not None
         if new is not None:
@@ -608,6 +629,7 @@ class Model:
                 move = min(n, unvested.get(h, 0))
                 unvested[h] = unvested.get(h, 0) - move
                 vested[h] = vested.get(h, 0) + move
+                note((on, h, "vest", move, 0))
                 continue
             is_new = e is new
             h = e.holder
@@ -633,6 +655,7 @@ class Model:
                 now = at_allotment.get(id(e), 0) if v is not None else e.rights
                 vested[h] = vested.get(h, 0) + now
                 unvested[h] = unvested.get(h, 0) + e.rights - now
+                note((e.on, h, "allot", e.rights, now))
             elif e.kind == "exercise":
                 if expired:
                     raise Refused("exercise after expiry")
@@ -656,6 +679,7 @@ class Model:
                     raise Refused("would change the figures of a recorded exercise")
                 out[h] -= e.rights
                 vested[h] -= e.rights
+                note((e.on, h, "exercise", 0, e.rights))
             elif e.kind == "forfeit":
                 have = out.get(h, 0)
                 if e.every:
@@ -671,6 +695,7 @@ class Model:
                 first = min(e.rights, unvested.get(h, 0))  # unvested rights first
                 unvested[h] = unvested.get(h, 0) - first
                 vested[h] = vested.get(h, 0) - (e.rights - first)
+                note((e.on, h, "forfeit", first, e.rights - first))
             elif e.kind == "lapse":
                 n = unvested.get(h, 0)
                 if is_new:
@@ -679,6 +704,7 @@ class Model:
                     raise Refused("would change the rights a recorded departure lapsed")
                 out[h] = out.get(h, 0) - n
                 unvested[h] = 0
+                note((e.on, h, "lapse", n, 0))
             elif e.kind == "vest":
                 pass  # its vesting moments are in `items`
             elif e.kind == "expire":
@@ -688,6 +714,7 @@ class Model:
                 elif e.expired != lapsed:
                     raise Refused("would change the rights a recorded expiry lapsed")
                 for k in lapsed:
+                    note((e.on, k, "expire", unvested[k], vested[k]))
                     out[k] = unvested[k] = vested[k] = 0
                 expired = True
         if state is not None:
@@ -833,6 +860,127 @@ class Model:
                 head = {key_field: key[0], "holders": len(holders)}
             rows.append({**head, **t, "currency": key[1]})
         return rows
+
+    # ------------------------------------------------------------------ report movements
+    def terms_at(self, issuance: str, day: date) -> tuple[Fraction, Decimal]:
+        """Shares per right and exercise price per share in force at the end of `day`."""
+        iss = self.issuances[issuance]
+        assert iss.terms is not None
+        spr, price = Fraction(iss.terms.shares_per_right), iss.terms.exercise_price
+        for e in iss.timeline():
+            if e.kind == "adjust" and e.on <= day:
+                spr *= e.ratio
+                price = ceil_minor(Fraction(price) / e.ratio, iss.terms.currency)
+        return spr, price
+
+    def movements(self, start: date, end: date, issuance: str | None = None,
+                  unit: str = "shares") -> list[dict[str, Any]]:
+        """`report movements --from START --to END [--issuance X] [--unit U] --format json`,
+        from the contract's section "Reports for filings" (and docs/commands.md's decisions:
+        a weighted average over one price is that price as recorded; decimals are printed
+        without trailing zeros)."""
+        if issuance is not None and issuance not in self.issuances:
+            raise UnknownIssuanceQuery(issuance)
+        series = []
+        for iid, iss in sorted(self.issuances.items()):
+            if (issuance is not None and iid != issuance) or iss.terms is None:
+                continue
+            terms = iss.terms
+            opening: dict[str, list[int]] = {}
+            if start > date.min:  # opening: as at the end of the day before --from
+                self._walk(iss, None, self.departures, until=start - timedelta(days=1), state=opening)
+            closing: dict[str, list[int]] = {}
+            trace: list[tuple[date, str, str, int, int]] = []
+            self._walk(iss, None, self.departures, until=end, state=closing, trace=trace)
+            spr, price = self.terms_at(iid, end)
+            lines = ("u_open", "granted", "u_forf", "vested", "u_close", "v_open", "exercised",
+                     "v_forf", "expired", "v_close", "exercisable")
+            per: dict[str, dict[str, int]] = {h: dict.fromkeys(lines, 0) for h in closing}
+            for h, (u, w) in opening.items():
+                per[h]["u_open"], per[h]["v_open"] = u, w
+            for h, (u, w) in closing.items():
+                per[h]["u_close"], per[h]["v_close"] = u, w
+                if self._can_exercise(iss, h, end):
+                    per[h]["exercisable"] = w
+            for on, h, what, from_u, from_v in trace:
+                if not start <= on <= end:
+                    continue
+                p = per[h]
+                if what == "allot":  # granted; what vests at once passes on into the vested block
+                    p["granted"] += from_u
+                    p["vested"] += from_v
+                elif what == "vest":
+                    p["vested"] += from_u
+                elif what == "exercise":
+                    p["exercised"] += from_v
+                elif what == "expire":  # unvested rights lapse with the issuance: forfeited
+                    p["u_forf"] += from_u
+                    p["expired"] += from_v
+                else:  # forfeit (unvested first), lapse at departure
+                    p["u_forf"] += from_u
+                    p["v_forf"] += from_v
+            in_rights = {k: sum(p[k] for p in per.values()) for k in lines}
+            if in_rights["u_open"] + in_rights["v_open"] == 0 and in_rights["granted"] == 0:
+                continue
+            if unit == "shares":  # restated at --to, floored per holder, then summed
+                counts = {k: sum(floor(p[k] * spr) for p in per.values()) for k in lines}
+            else:
+                counts = in_rights
+            exercises = [(e.share_price, e.shares, spr / self.terms_at(iid, e.on)[0])
+                         for e in iss.events if e.kind == "exercise" and start <= e.on <= end]
+            fair = terms.fair_value if terms.fair_value is not None else terms.price_per_right
+            series.append((iid, iss.title, terms.currency, counts, price, fair, spr, terms.exercise_to, exercises))
+
+        def waep(pairs: list[tuple[int, Decimal]], currency: str) -> str | None:
+            pairs = [(n, p) for n, p in pairs if n > 0]
+            if not pairs:
+                return None
+            if len({p for _n, p in pairs}) == 1:
+                return _dec(pairs[0][1])
+            value = sum(Fraction(p) * n for n, p in pairs) / sum(n for n, _p in pairs)
+            return _dec(_half_up(value, minor_digits(currency) + 2))
+
+        def row(key: str, group: list[Any], one: Any) -> dict[str, Any]:
+            c = {k: sum(s[3][k] for s in group) for k in group[0][3]}
+            currency = group[0][2]
+            weights = {
+                "opening": lambda x: x["u_open"] + x["v_open"], "granted": lambda x: x["granted"],
+                "forfeited": lambda x: x["u_forf"] + x["v_forf"], "exercised": lambda x: x["exercised"],
+                "expired": lambda x: x["expired"], "closing": lambda x: x["u_close"] + x["v_close"],
+                "exercisable_closing": lambda x: x["exercisable"],
+            }
+            exercises = [e for s in group for e in s[8]]
+            asp = None
+            if exercises and all(p is not None for p, _n, _r in exercises):
+                restated = sum(n * r for _p, n, r in exercises)
+                if restated:
+                    asp = _dec(_half_up(sum(Fraction(p) * n for p, n, _r in exercises) / restated,
+                                        minor_digits(currency) + 2))
+            closing = sum(s[3]["u_close"] + s[3]["v_close"] for s in group)
+            life = None
+            if closing:
+                days = sum((s[3]["u_close"] + s[3]["v_close"]) * max(0, (s[7] - end).days) for s in group)
+                life = _dec(_half_up(Fraction(days, closing * 365), 2))
+            return {
+                "issuance": key, "title": one[1] if one else None, "currency": currency, "unit": unit,
+                "unvested": {"opening": c["u_open"], "granted": c["granted"], "forfeited": c["u_forf"],
+                             "vested": c["vested"], "closing": c["u_close"]},
+                "vested": {"opening": c["v_open"], "vested": c["vested"], "exercised": c["exercised"],
+                           "forfeited": c["v_forf"], "expired": c["expired"], "closing": c["v_close"]},
+                "exercisable_closing": c["exercisable"],
+                "exercise_price_per_share": _dec(one[4]) if one else None,
+                "weighted_average_exercise_price": {
+                    line: waep([(w(s[3]), s[4]) for s in group], currency) for line, w in weights.items()},
+                "average_share_price_at_exercise": asp,
+                "fair_value_per_share_at_grant": (
+                    _dec(_half_up(Fraction(one[5]) / one[6], minor_digits(currency) + 2)) if one else None),
+                "remaining_contractual_life_years": life,
+            }
+
+        out = [row(s[0], [s], s) for s in series]
+        for currency in sorted({s[2] for s in series}):
+            out.append(row("all", [s for s in series if s[2] == currency], None))
+        return out
 
     # ------------------------------------------------------------------ helpers for tests
     def event_dates(self) -> list[date]:
