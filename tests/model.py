@@ -705,8 +705,9 @@ class Model:
                 out[h] = out.get(h, 0) - n
                 unvested[h] = 0
                 note((e.on, h, "lapse", n, 0))
-            elif e.kind == "vest":
-                pass  # its vesting moments are in `items`
+            elif e.kind == "vest":  # its vesting moments are in `items`
+                if expired:  # docs/commands.md: no expiry dated before an event recorded for the issuance
+                    raise Refused("expiry-before-recorded-events (a vesting event)")
             elif e.kind == "expire":
                 lapsed = {k: v for k, v in sorted(out.items()) if v > 0}
                 if is_new:

@@ -640,6 +640,33 @@ def test_ledger_agrees_with_the_model(backend: str) -> None:
     run_state_machine_as_test(machine, settings=SETTINGS)
 
 
+def test_an_expiry_dated_before_a_recorded_vesting_event_is_refused_by_both(store_url: str) -> None:
+    """Found by the state machine: a vesting event is an event recorded for the issuance, so
+    an expiry dated before it is refused (expiry-before-recorded-events), even one met for 0."""
+    model, books = Model(), Books(store_url)
+    try:
+        cmds = [
+            _c(1, type="pass_resolution", issuance="s1", issuer="Example K.K.", body="board_of_directors",
+               resolved_on="2024-01-01", title="series s1"),
+            _c(2, type="set_terms", issuance="s1", decided_on="2024-01-04", rights=30, shares_per_right=200,
+               price_per_right="647000", currency="JPY", exercise_price_per_share="1",
+               allotment_date="2024-01-04", exercise_from="2024-01-11", exercise_to="2024-01-20",
+               vesting=VESTINGS[3]),
+            _c(3, type="allot_rights", issuance="s1", holder="h3", name="N", group="director", rights=2,
+               allotted_on="2024-01-12", payment="offset"),
+            _c(4, type="record_vesting_event", issuance="s1", event="goal", holder="h3", occurred_on="2024-01-29",
+               portion_met="0"),
+        ]
+        for cmd in cmds:
+            assert apply_both(books.service, books.projector, model, cmd) == "applied"
+        late = _c(5, type="expire_rights", issuance="s1", expired_on="2024-01-26")
+        assert apply_both(books.service, books.projector, model, late) == "refused"
+        after = _c(6, type="expire_rights", issuance="s1", expired_on="2024-01-29")
+        assert apply_both(books.service, books.projector, model, after) == "applied"
+    finally:
+        books.close()
+
+
 # --------------------------------------------------------------------------- (b) every day
 
 def _c(n: int, **f: Any) -> dict[str, Any]:
