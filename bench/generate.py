@@ -1,6 +1,6 @@
 """Synthetic equity plans as a command file (the contract's JSON Lines), from a fixed seed.
 
-    python -m bench.generate N OUT.jsonl [--seed 20240601]
+    python -m bench.generate N OUT.jsonl [--seed 20240601] [--vesting]
 
 Writes N commands: issuances opened over the first 60% of the stream (resolution + terms with
 enough rights), allotments to thousands of holders (Japanese and Latin names, one group each,
@@ -14,6 +14,11 @@ keeps (outstanding rights per holding, departures, the last exercise date per is
 only emits what the domain accepts. It also counts the events the commands produce (1 per
 command, plus 1 the first time a holder joins an issuance, plus the issuer's registration), and
 writes them to a ``.meta.json`` next to the file.
+
+With ``--vesting`` every issuance's terms vest (:data:`VESTING`: a quarter after 12 months,
+then 1/48 a month for 36 months; unvested rights do not lapse at a departure, so departures
+change no count) and an exercise only takes a holding whose last allotment is 4 years old (all
+of it vested); without it the file is byte for byte the one it always was.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ FAMILY_LA = ["Smith", "Müller", "García", "Dubois", "Rossi", "Johnson", "Nguye
 GIVEN_LA = ["Anna", "John", "María", "Luc", "Giulia", "Michael", "Linh", "Piotr", "João", "Siobhán",
             "Sanne", "Erik", "Jiří", "Lucía", "Jürgen", "Claire", "Emma", "Noël"]
 GROUPS = [("director", 0.05), ("executive_officer", 0.10), ("employee", 0.80), ("advisor", 0.05)]
+# The schedule of --vesting plans: fully vested 48 months after the allotment (1,461 days at most).
+VESTING = {"tranches": [{"portion": "1/4", "after_months": 12},
+                        {"portion": "1/48", "after_months": 13, "every_months": 1, "occurrences": 36}],
+           "unvested_lapse_on_departure": False}
+FULLY_VESTED_DAYS = 1462
 
 
 @dataclass
@@ -62,6 +72,7 @@ class PlanMeta:
     query_issuance_from: str = ""
     query_issuance_holders: int = 0
     query_issuance_commands: int = 0
+    vesting: bool = False  # the issuances' terms vest (--vesting)
 
 
 def sizes_for(n: int) -> tuple[int, int]:
@@ -105,8 +116,9 @@ class _Bag:
         return len(self.items)
 
 
-def generate(n: int, out: Path, seed: int = DEFAULT_SEED) -> PlanMeta:
-    """Write n commands to `out` (JSON Lines) and return what they hold."""
+def generate(n: int, out: Path, seed: int = DEFAULT_SEED, vesting: bool = False) -> PlanMeta:
+    """Write n commands to `out` (JSON Lines) and return what they hold (`vesting`: every
+    issuance with :data:`VESTING`)."""
     rng = random.Random(seed)
     n_iss, n_holders = sizes_for(n)
     holders = []
@@ -150,7 +162,8 @@ def generate(n: int, out: Path, seed: int = DEFAULT_SEED) -> PlanMeta:
     departed: set[str] = set()
     leavers = _Bag()  # holders known and still in office
 
-    meta = PlanMeta(GENERATOR_VERSION, seed, 0, 0, n_iss, n_holders)
+    meta = PlanMeta(GENERATOR_VERSION, seed, 0, 0, n_iss, n_holders, vesting=vesting)
+    last_allot: dict[tuple[int, str], int] = {}  # --vesting: the latest allotment of a holding
     floor = BASE_DAY.toordinal()
     per_issuance: dict[str, int] = {}
     written = 0
@@ -195,6 +208,8 @@ def generate(n: int, out: Path, seed: int = DEFAULT_SEED) -> PlanMeta:
                              "exercise_to": EXERCISE_TO, "actor": "secretary"}
                     if k % 4 == 1:
                         terms["exercisable_only_after_departure"] = False
+                    if vesting:
+                        terms["vesting"] = VESTING
                     emit(terms)
                     events += 1
                 terms_of[k] = {"allot_from": today, "exercise_from": today + 365}
@@ -220,6 +235,14 @@ def generate(n: int, out: Path, seed: int = DEFAULT_SEED) -> PlanMeta:
             if r < 0.10 and exercisable:
                 k = rng.choice(exercisable)
                 h = live[k].choice(rng)
+                if vesting:  # only a fully vested holding: a few tries, else nothing today
+                    for _ in range(8):
+                        if last_allot[(k, h)] + FULLY_VESTED_DAYS <= today:
+                            break
+                        h = live[k].choice(rng)
+                    else:
+                        i += 1
+                        continue
                 n_out = outstanding[(k, h)]
                 rights = rng.randint(1, n_out)
                 cmd = {"id": cid, "type": "exercise_rights", "issuance": iss_ids[k], "holder": h,
@@ -288,6 +311,7 @@ def generate(n: int, out: Path, seed: int = DEFAULT_SEED) -> PlanMeta:
                 outstanding[key] = outstanding.get(key, 0) + rights
                 live[k].add(h)
                 last_on[key] = max(last_on.get(key, day), day)
+                last_allot[key] = max(last_allot.get(key, day), day)
                 meta.late_allotments += late
             i += 1
     meta.commands = written
@@ -313,19 +337,19 @@ def _take(outstanding: dict, live: list[_Bag], k: int, h: str, rights: int) -> N
         live[k].discard(h)
 
 
-def plan_file(folder: Path, n: int, seed: int = DEFAULT_SEED) -> tuple[Path, PlanMeta]:
-    """The command file for (n, seed) in `folder`, generated once and reused."""
-    path = folder / f"plan-s{seed}-n{n}.jsonl"
+def plan_file(folder: Path, n: int, seed: int = DEFAULT_SEED, vesting: bool = False) -> tuple[Path, PlanMeta]:
+    """The command file for (n, seed[, vesting]) in `folder`, generated once and reused."""
+    path = folder / f"plan-s{seed}-n{n}{'-vesting' if vesting else ''}.jsonl"
     meta_path = path.with_suffix(".meta.json")
     if path.exists() and meta_path.exists():
         try:
             meta = PlanMeta(**json.loads(meta_path.read_text()))
-            if meta.generator == GENERATOR_VERSION and meta.commands == n:
+            if meta.generator == GENERATOR_VERSION and meta.commands == n and meta.vesting == vesting:
                 return path, meta
         except (TypeError, ValueError):
             pass
     tmp = path.with_suffix(".tmp")
-    meta = generate(n, tmp, seed)
+    meta = generate(n, tmp, seed, vesting)
     tmp.replace(path)
     meta_path.write_text(json.dumps(asdict(meta), indent=1))
     return path, meta
@@ -338,8 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("n", type=int, help="number of commands")
     p.add_argument("out", type=Path, help="the command file to write")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--vesting", action="store_true", help="every issuance's terms vest (see VESTING)")
     a = p.parse_args(argv)
-    meta = generate(a.n, a.out, a.seed)
+    meta = generate(a.n, a.out, a.seed, a.vesting)
     json.dump(asdict(meta), sys.stdout, indent=1, ensure_ascii=False)
     print()
 
