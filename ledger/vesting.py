@@ -23,6 +23,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
+from functools import lru_cache
 from math import floor
 from typing import Any, Iterable, Mapping
 
@@ -201,12 +202,16 @@ class Schedule:
 
     def count(self, rights: int, cumulative: Fraction) -> int:
         """Rights of an allotment of `rights` vested when `cumulative` of it has vested."""
-        if cumulative >= 1:
+        return self.count_terms(rights, cumulative.numerator, cumulative.denominator)
+
+    def count_terms(self, rights: int, n: int, d: int) -> int:
+        """:meth:`count` with the cumulative portion given as n / d (d > 0): integer
+        arithmetic on the terms, exact, without the gcd a Fraction product computes."""
+        if n >= d:
             return rights
-        exact = rights * cumulative
         if self.allocation == ROUNDING:
-            return min(rights, floor(exact + Fraction(1, 2)))
-        return floor(exact)
+            return min(rights, (2 * rights * n + d) // (2 * d))
+        return rights * n // d
 
 
 def _tranche(obj: Any, i: int) -> Tranche:
@@ -314,13 +319,27 @@ def allotment_steps(
     allotment when it occurred on or after the allotment date.
     """
     a = allot.ordinal
-    start = date.fromordinal(allot.start or a)
-    moments: list[tuple[int, Fraction]] = [(max(o, a), p) for o, p in schedule.instalments(start)]
+    met: list[tuple[int, Fraction]] = []
     for occ in occurrences:
         if occ.ordinal >= a:
             portion = schedule.event_portion(occ.event)
             if portion is not None and occ.portion_met:
-                moments.append((occ.ordinal, portion * occ.portion_met))
+                met.append((occ.ordinal, portion * occ.portion_met))
+    at_allotment, later = _steps(schedule, a, allot.start or a, allot.rights, tuple(met))
+    return at_allotment, list(later)
+
+
+# Every command of a holding with vesting walks the holding again (rules and read models
+# alike), so the same allotment's steps are asked for over and over: computing them means
+# month arithmetic and fractions for every instalment. Bounded, so memory stays flat.
+@lru_cache(maxsize=65536)
+def _steps(
+    schedule: Schedule, a: int, start: int, rights: int, met: tuple[tuple[int, Fraction], ...]
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    if not met:
+        return _time_steps(schedule, a, start, rights)
+    moments = [(max(o, a), p) for o, p in _instalments(schedule, start)]
+    moments.extend(met)
     moments.sort(key=lambda m: m[0])
     cumulative = Fraction(0)
     done = 0
@@ -328,14 +347,58 @@ def allotment_steps(
     later: list[tuple[int, int]] = []
     for ordinal, portion in moments:
         cumulative += portion
-        n = schedule.count(allot.rights, cumulative)
+        n = schedule.count(rights, cumulative)
         if n > done:
             if ordinal == a:
                 at_allotment += n - done
             else:
                 later.append((ordinal, n - done))
             done = n
-    return at_allotment, later
+    return at_allotment, tuple(later)
+
+
+def _time_steps(schedule: Schedule, a: int, start: int, rights: int) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """:func:`_steps` without vesting events: the instalments in month order (which is their
+    date order) with cumulative portions computed once per schedule."""
+    begin = date.fromordinal(start)
+    done = at_allotment = 0
+    later: list[tuple[int, int]] = []
+    for months, n, d in _cumulative_by_month(schedule):
+        day = add_months(begin, months)
+        if day is None:  # beyond 9999-12-31, and so is every later one
+            break
+        ordinal = max(day.toordinal(), a)
+        vested = schedule.count_terms(rights, n, d)
+        if vested > done:
+            if ordinal == a:
+                at_allotment += vested - done
+            else:
+                later.append((ordinal, vested - done))
+            done = vested
+    return at_allotment, tuple(later)
+
+
+@lru_cache(maxsize=1024)
+def _cumulative_by_month(schedule: Schedule) -> tuple[tuple[int, int, int], ...]:
+    """(months after the start, numerator, denominator of the cumulative portion) of each
+    time-based instalment, in month order."""
+    items = sorted(
+        (t.after_months + k * (t.every_months or 0), t.portion)
+        for t in schedule.tranches
+        if t.on_event is None
+        for k in range(t.occurrences)
+    )
+    cumulative = Fraction(0)
+    out = []
+    for months, portion in items:
+        cumulative += portion
+        out.append((months, cumulative.numerator, cumulative.denominator))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _instalments(schedule: Schedule, start: int) -> tuple[tuple[int, Fraction], ...]:
+    return tuple(schedule.instalments(date.fromordinal(start)))
 
 
 def walk(

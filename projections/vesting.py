@@ -158,29 +158,37 @@ class VestingWriter:
                     touched.add((o.issuance, o.holder))
                 else:
                     touched.update(conn.execute(select(k.issuance, k.holder).where(k.issuance == o.issuance)).all())
-        records: dict[str, list[list[Any]]] = {}
         e, m, s = t.vesting_events.c, t.vesting_moves.c, t.vesting.c
+        by_issuance: dict[str, list[str]] = {}
         for issuance, holder in sorted(touched):
-            if issuance not in records:
-                records[issuance] = [
-                    [r.occurred_on.toordinal(), r.position, r.event, r.holder, r.portion_met]
-                    for r in conn.execute(select(t.vesting_events).where(e.issuance == issuance).order_by(e.position))
-                ]
-            schedule = schedule_from_text(texts[issuance])
-            held = [
-                v.Movement(r.effective_on.toordinal(), r.position, r.kind, r.rights,
-                           r.start.toordinal() if r.start is not None else 0)
-                for r in conn.execute(select(t.vesting_moves).where(m.issuance == issuance, m.holder == holder))
+            by_issuance.setdefault(issuance, []).append(holder)
+        # A few statements per issuance and chunk of holders, not three per holding: a batch
+        # of a plan with vesting touches thousands of holdings.
+        for issuance, holders in by_issuance.items():
+            records = [
+                [r.occurred_on.toordinal(), r.position, r.event, r.holder, r.portion_met]
+                for r in conn.execute(select(t.vesting_events).where(e.issuance == issuance).order_by(e.position))
             ]
-            walked = v.walk(schedule, held, v.occurrences_for(records[issuance], holder))
-            where = and_(s.issuance == issuance, s.holder == holder)
-            conn.execute(delete(t.vesting).where(where))
-            if walked.series:
-                conn.execute(insert(t.vesting), [
-                    {"issuance": issuance, "holder": holder, "effective_on": date.fromordinal(o),
-                     "unvested": u, "vested": vv}
-                    for o, u, vv in walked.series
-                ])
+            schedule = schedule_from_text(texts[issuance])
+            for i in range(0, len(holders), 500):
+                chunk = holders[i : i + 500]
+                held: dict[str, list[v.Movement]] = {h: [] for h in chunk}
+                for r in conn.execute(select(t.vesting_moves).where(m.issuance == issuance, m.holder.in_(chunk))):
+                    held[r.holder].append(v.Movement(
+                        r.effective_on.toordinal(), r.position, r.kind, r.rights,
+                        r.start.toordinal() if r.start is not None else 0,
+                    ))
+                conn.execute(delete(t.vesting).where(and_(s.issuance == issuance, s.holder.in_(chunk))))
+                rows = []
+                for holder in chunk:
+                    walked = v.walk(schedule, held[holder], v.occurrences_for(records, holder))
+                    rows.extend(
+                        {"issuance": issuance, "holder": holder, "effective_on": date.fromordinal(o),
+                         "unvested": u, "vested": vv}
+                        for o, u, vv in walked.series
+                    )
+                if rows:
+                    conn.execute(insert(t.vesting), rows)
 
 
 # --------------------------------------------------------------------------- queries

@@ -375,3 +375,63 @@ def test_a_late_departure_cannot_lapse_rights_a_recorded_all_forfeit_took(tmp_pa
         _apply(books, f.depart("h1", on="2022-03-01"))  # after the forfeit: nothing left to lapse
     finally:
         books.service.close()
+
+
+# --------------------------------------------------------------------------- cached steps
+import math  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _steps_by_definition(schedule: v.Schedule, allot: v.Movement) -> dict[int, int]:
+    """Rights vesting on each date of one allotment, straight from the contract's words: each
+    instalment date (clamped to the allotment date), floor(rights x cumulative portion)."""
+    start = date.fromordinal(allot.start or allot.ordinal)
+    due: dict[int, int] = {}
+    cumulative, done = Fraction(0), 0
+    for ordinal, portion in schedule.instalments(start):
+        cumulative += portion
+        exact = allot.rights * cumulative
+        n = allot.rights if cumulative >= 1 else (
+            math.floor(exact + Fraction(1, 2)) if schedule.allocation == v.ROUNDING else math.floor(exact))
+        day = max(ordinal, allot.ordinal)
+        if n > done:
+            due[day] = due.get(day, 0) + n - done
+            done = n
+    return due
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cliff=st.integers(0, 24),
+    every=st.integers(1, 6),
+    occurrences=st.integers(1, 48),
+    first=st.sampled_from([Fraction(0), Fraction(1, 4), Fraction(1, 3)]),
+    rounding=st.booleans(),
+    start=st.dates(date(1999, 1, 1), date(2030, 12, 31)),
+    delay=st.integers(0, 900),
+    rights=st.integers(1, 10**6),
+)
+def test_cached_steps_match_the_definition(cliff, every, occurrences, first, rounding, start, delay, rights):
+    """The fast path (cumulative portions per schedule, integer counts, caches) vests what the
+    definition vests, date by date, whatever the schedule, start, allotment date and rounding."""
+    tranches = []
+    if first:
+        tranches.append({"portion": str(first.numerator) + "/" + str(first.denominator), "after_months": cliff})
+    rest = (1 - first) / occurrences
+    tranches.append({"portion": f"{rest.numerator}/{rest.denominator}", "after_months": cliff + 1,
+                     "every_months": every, "occurrences": occurrences} if occurrences > 1 else
+                    {"portion": f"{rest.numerator}/{rest.denominator}", "after_months": cliff + 1})
+    schedule = v.Schedule.parse({"tranches": tranches,
+                                 "allocation": v.ROUNDING if rounding else v.ROUND_DOWN})
+    allotted = start.toordinal() + delay
+    allot = v.Movement(allotted, 1, v.ALLOT, rights, start.toordinal())
+    now, later = v.allotment_steps(schedule, allot, ())
+    got: dict[int, int] = {}
+    if now:
+        got[allotted] = now
+    for ordinal, n in later:
+        got[ordinal] = got.get(ordinal, 0) + n
+    assert got == _steps_by_definition(schedule, allot)
+    assert sum(got.values()) == rights
