@@ -87,7 +87,7 @@ def demo() -> None:
         )
     render.out(
         "The notes restate counts and prices at each year's end: 200 shares a right until "
-        "2020-12-31, 800 after the splits, so the fair value per share at grant is JPY 647,000 "
+        "2020-12-31, 400 from 2021-01-01 and 800 from 2022-10-01, so the fair value per share at grant is JPY 647,000 "
         "/ 200 = 3,235 in the first note and 647,000 / 800 = 808.75 in the second."
     )
     if earlier:
