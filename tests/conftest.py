@@ -7,8 +7,9 @@ so a CI run can never pass by silently skipping the real database.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import pytest
 
@@ -38,3 +39,21 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/ledger.sqlite"
 
 
+# pytest-xdist starts its workers with COLUMNS=80 and LINES=24 in their environment; the CLI
+# runs the tests start would then fit every table into 80 columns. Each worker gets back the
+# values of the process that started it (none, when it had none).
+_TERMINAL = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput["terminal_env"] = {k: os.environ.get(k) for k in _TERMINAL}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    saved = getattr(config, "workerinput", {}).get("terminal_env")
+    for key, value in (saved or {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

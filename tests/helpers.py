@@ -37,7 +37,9 @@ def fresh_pg_database() -> tuple[str, str]:
 
     _require_pg()
     admin = PG_ADMIN_URL or PG_URL.rsplit("/", 1)[0] + "/postgres"
-    name = "el_" + uuid.uuid4().hex[:16]
+    # The xdist worker's id in the name (gw0, gw1; "main" without -n): the names never collide
+    # anyway, but a database left by a killed worker says whose it was.
+    name = f"el_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(_psycopg_dsn(admin), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return PG_URL.rsplit("/", 1)[0] + "/" + name, name

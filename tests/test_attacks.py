@@ -430,6 +430,7 @@ def test_refusal_naming_a_hostile_id_is_inert(hostile_store):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_verify_during_apply_never_reports_tampering(store_url, tmp_path):
     apply(store_url, f.setup(rights=100_000) + [f.allot("h0", 1)], tmp_path, name="start.jsonl")
     big = write_jsonl(tmp_path / "big.jsonl", [f.allot(f"h{i % 500}", 1) for i in range(20_000)])
