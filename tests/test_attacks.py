@@ -228,9 +228,13 @@ POISON = [
 ]
 
 
+def _poison_start(url, folder):
+    apply(url, f.setup("s1") + [f.allot("h1", 10), f.resolution("s2")], folder)
+
+
 @pytest.mark.parametrize("line, fields", [p[1:] for p in POISON], ids=[p[0] for p in POISON])
-def test_poison_number_is_refused_up_front(store_url, tmp_path, line, fields):
-    apply(store_url, f.setup("s1") + [f.allot("h1", 10), f.resolution("s2")], tmp_path)
+def test_poison_number_is_refused_up_front(built_store, tmp_path, line, fields):
+    store_url = built_store("poison", _poison_start)
     before = fingerprint(store_url)
     r = run_cli("apply", "-", db=store_url, input=json.dumps(line) + "\n")
     err = one_line_error(r)
