@@ -74,28 +74,78 @@ def history_rows(ledger: Any, issuance: str | None = None, holder: str | None = 
 
     An issuance's events include the departures of its holders (a departure opens their
     exercise windows); a holder's include an expiry that made their rights lapse.
+
+    With a filter, the events up to the projections' tracking position are found through the
+    history index (:mod:`.history_index`) and read by position, so the answer costs its own
+    events, not the log's; the events after it (projections lagging the log) are scanned and
+    filtered here, as every event is when the index cannot be read. `ledger` is a
+    :class:`~equity_ledger.ledger.log.LogReader`; its connection (when it reads through one)
+    is the read transaction the index is read in, so both describe one state of the store.
     """
-    holders = _holders_of(ledger, issuance) if issuance is not None else set()
-    for position, event in ledger.iter_events():
-        d = event.__dict__
-        if issuance is not None and d.get("issuance") != issuance and not (
-            type(event).__qualname__ == "Holder.Departed" and d.get("holder") in holders
-        ):
-            continue
-        if holder is not None and d.get("holder") != holder and holder not in d.get("expired", {}):
-            continue
-        yield history_row(position, event)
+    upto = indexed_position(ledger) if issuance is not None or holder is not None else 0
+    holders: set[str] = set()
+    if issuance is not None:
+        # A first pass over what the index does not cover: a departure may be stored before a
+        # late allotment, dated earlier, that makes its holder join the issuance.
+        holders = _holders_of(ledger, issuance, start=upto + 1)
+    if upto:
+        from . import history_index as ix
+
+        conn = ledger.source
+        if issuance is not None:
+            positions = ix.issuance_positions(conn, issuance, also_joined=holders)
+            holders |= ix.joined_holders(conn, issuance) if ledger.head_position() > upto else set()
+            if holder is not None:
+                mine = set(ix.holder_positions(conn, holder))
+                positions = [p for p in positions if p in mine]
+        else:
+            positions = ix.holder_positions(conn, holder)
+        for row in ledger.rows_at(positions):
+            yield history_row(row.position, ledger.decode(row))
+    for position, event in ledger.iter_events(start=upto + 1):
+        if _shown(event, issuance, holder, holders):
+            yield history_row(position, event)
 
 
-def _holders_of(ledger: Any, issuance: str) -> set[str]:
-    """Every holder who ever joined `issuance` (a first pass: a departure may be stored before
-    a late allotment dated earlier)."""
+def _shown(event: Any, issuance: str | None, holder: str | None, holders: set[str]) -> bool:
+    """Whether the history filtered by `issuance` and/or `holder` shows the event (`holders`:
+    every holder who ever joined `issuance`)."""
+    d = event.__dict__
+    if issuance is not None and d.get("issuance") != issuance and not (
+        type(event).__qualname__ == "Holder.Departed" and d.get("holder") in holders
+    ):
+        return False
+    if holder is not None and d.get("holder") != holder and holder not in d.get("expired", {}):
+        return False
+    return True
+
+
+def _holders_of(ledger: Any, issuance: str, start: int = 1) -> set[str]:
+    """Every holder who joined `issuance` in the events from `start` on (a first pass: a
+    departure may be stored before a late allotment dated earlier)."""
     return {
         event.__dict__["holder"]
-        for _position, event in ledger.iter_events()
+        for _position, event in ledger.iter_events(start=start)
         if type(event).__qualname__ in ("Holder.Registered", "Holder.JoinedIssuance")
         and event.__dict__.get("issuance") == issuance
     }
+
+
+def indexed_position(ledger: Any) -> int:
+    """The log position up to which the history index describes the events of `ledger`'s
+    store, read in `ledger`'s own transaction; 0 when it has no usable index (no projections,
+    projections of another layout, or a reader not bound to one connection)."""
+    from sqlalchemy.engine import Connection
+
+    from . import schema, tracking
+
+    conn = getattr(ledger, "source", None)
+    if not isinstance(conn, Connection) or not hasattr(ledger, "rows_at"):
+        return 0
+    state = tracking.read(conn)
+    if state is None or state.schema_version != schema.SCHEMA_VERSION:
+        return 0
+    return state.position
 
 
 def check_known(ledger: Any, issuance: str | None = None, holder: str | None = None) -> None:

@@ -29,6 +29,7 @@ from .tracking import Status
 from .engines import make_engines
 from .errors import ProjectionFailed, ProjectionsAhead, one_line
 from .fold import event_type
+from .history_index import HistoryIndexWriter
 from .plan import Key, Row, effects_of_batch, plan, wanted_holdings
 from .vesting import VestingWriter
 from .writer import Writer
@@ -56,6 +57,7 @@ class Projector:
         self.writer, self.reader = make_engines(config.sqlalchemy_url, config.kind)
         self._write = Writer(config.kind)
         self._vesting = VestingWriter()
+        self._history = HistoryIndexWriter(config.kind)
         self._latest: dict[Key, Row] = {}  # the latest row of holdings, as of _known_position
         self._known_position: int | None = None
         self._empty = False  # the cache holds every holding there is (a fold from nothing)
@@ -221,6 +223,7 @@ class Projector:
         try:
             self._write.execute(conn, writes)
             self._vesting.execute(conn, folded)
+            self._history.execute(conn, batch)
         except Exception as e:
             savepoint.rollback()
             raise self._pinpoint(conn, batch, e) from None
@@ -238,6 +241,7 @@ class Projector:
                 self._write.load_latest(conn, wanted_holdings(folded, self._latest), self._latest)
                 self._write.execute(conn, plan(folded, self._latest))
                 self._vesting.execute(conn, folded)
+                self._history.execute(conn, [(position, kind, fields)])
             except ProjectionFailed as e:
                 savepoint.rollback()
                 return e

@@ -37,7 +37,8 @@ from .fold import COUNTS, MONEY
 # 4: vesting (the terms' vesting and fair value; vested rights of holdings).
 # 5: vested rights of holdings (proj_vesting_moves, proj_vesting_events, proj_vesting).
 # 6: exercises with their share price, for the filing reports (proj_exercises).
-SCHEMA_VERSION = 6
+# 7: the history index (proj_history_holders, proj_history_issuances, proj_history_departures).
+SCHEMA_VERSION = 7
 
 
 class Money(TypeDecorator):
@@ -228,7 +229,36 @@ exercises = Table(
     Index("ix_proj_exercises_issuance", "issuance", "exercised_on"),
 )
 
+# The history index (see projections/history_index.py): which events `history --holder` and
+# `history --issuance` show, by log position, so that they read only those events. Keyed by
+# what they filter on, so each answer is one range of the primary key.
+history_holders = Table(
+    "proj_history_holders",
+    metadata,
+    Column("holder", Text, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+history_issuances = Table(
+    "proj_history_issuances",
+    metadata,
+    Column("issuance", Text, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("joined", Text),  # the holder an event makes join the issuance (NULL: none)
+    sqlite_with_rowid=False,
+)
+
+history_departures = Table(
+    "proj_history_departures",
+    metadata,
+    Column("holder", Text, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,
+)
+
 # Tables a rebuild empties and refills (tracking is reset, not dropped).
 READ_MODELS = (issuances, adjustments, share_terms, holdings, holding_keys, allotments, departures,
-               holder_details, holder_erasures, vesting_moves, vesting_events, vesting, exercises)
+               holder_details, holder_erasures, vesting_moves, vesting_events, vesting, exercises,
+               history_holders, history_issuances, history_departures)
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from sqlalchemy import select
 
+from . import history_index
 from . import schema as t
 from .errors import REBUILD
 from .fold import (
@@ -36,6 +37,7 @@ from .fold import (
     Replay,
     VestingOccurred,
     effects,
+    event_type,
 )
 from .share_terms import share_terms_rows
 from .vesting import movement_of, record_of, schedule_from_text
@@ -77,8 +79,10 @@ class _Fold:
         self.erasures: dict[str, int] = {}
         self.exercise_fp = 0
         self.exercise_n = 0
+        self.history = history_index.Fingerprint()
 
     def feed(self, position: int, event: Any) -> None:
+        self.history.add_event(position, event_type(event), event)
         for eff in effects(position, event):
             if isinstance(eff, HoldingDelta):
                 self.replay.apply(eff)
@@ -147,6 +151,7 @@ def verify_projections(
             or _check_holder_details(conn, fold)
             or _check_vesting(conn, fold)
             or _check_exercises(conn, fold)
+            or _check_history_index(conn, fold)
         )
 
 
@@ -366,4 +371,17 @@ def _check_exercises(conn: Any, fold: _Fold) -> ProjectionFinding | None:
         return ProjectionFinding(
             "proj_exercises", f"({n} rows, {fold.exercise_n} exercise events)", "rows differ from the events"
         )
+    return None
+
+
+def _check_history_index(conn: Any, fold: _Fold) -> ProjectionFinding | None:
+    """The history index (rows that grow with the log): each table's keyed fingerprint."""
+    expected = fold.history
+    stored = history_index.stored_fingerprint(conn, expected.key, PAGE)
+    for name, table in history_index.TABLES.items():
+        if (stored.counts[name], stored.sums[name]) != (expected.counts[name], expected.sums[name]):
+            return ProjectionFinding(
+                table.name, f"({stored.counts[name]} rows, {expected.counts[name]} from the events)",
+                "rows differ from the events",
+            )
     return None

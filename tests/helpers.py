@@ -37,9 +37,24 @@ def fresh_pg_database() -> tuple[str, str]:
 
     _require_pg()
     admin = PG_ADMIN_URL or PG_URL.rsplit("/", 1)[0] + "/postgres"
-    name = "el_" + uuid.uuid4().hex[:16]
+    # The xdist worker's id in the name (gw0, gw1; "main" without -n): the names never collide
+    # anyway, but a database left by a killed worker says whose it was.
+    name = f"el_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(_psycopg_dsn(admin), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_URL.rsplit("/", 1)[0] + "/" + name, name
+
+
+def clone_pg_database(template: str) -> tuple[str, str]:
+    """A new database on the test server made as a copy of the database `template` (which
+    nobody may be connected to); returns (its URL, its name)."""
+    import psycopg
+
+    _require_pg()
+    admin = PG_ADMIN_URL or PG_URL.rsplit("/", 1)[0] + "/postgres"
+    name = f"el_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(_psycopg_dsn(admin), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return PG_URL.rsplit("/", 1)[0] + "/" + name, name
 
 

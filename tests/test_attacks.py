@@ -228,9 +228,13 @@ POISON = [
 ]
 
 
+def _poison_start(url, folder):
+    apply(url, f.setup("s1") + [f.allot("h1", 10), f.resolution("s2")], folder)
+
+
 @pytest.mark.parametrize("line, fields", [p[1:] for p in POISON], ids=[p[0] for p in POISON])
-def test_poison_number_is_refused_up_front(store_url, tmp_path, line, fields):
-    apply(store_url, f.setup("s1") + [f.allot("h1", 10), f.resolution("s2")], tmp_path)
+def test_poison_number_is_refused_up_front(built_store, tmp_path, line, fields):
+    store_url = built_store("poison", _poison_start)
     before = fingerprint(store_url)
     r = run_cli("apply", "-", db=store_url, input=json.dumps(line) + "\n")
     err = one_line_error(r)
@@ -430,6 +434,7 @@ def test_refusal_naming_a_hostile_id_is_inert(hostile_store):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_verify_during_apply_never_reports_tampering(store_url, tmp_path):
     apply(store_url, f.setup(rights=100_000) + [f.allot("h0", 1)], tmp_path, name="start.jsonl")
     big = write_jsonl(tmp_path / "big.jsonl", [f.allot(f"h{i % 500}", 1) for i in range(20_000)])

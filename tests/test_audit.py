@@ -17,15 +17,19 @@ def _events_table(url: str) -> tuple[str, str]:
     return ("stored_events", "rowid") if url.startswith("sqlite") else ("equityledger_events", "notification_id")
 
 
-@pytest.fixture
-def ledger_url(store_url: str, tmp_path: Path) -> str:
+def _build_ledger(url: str, folder: Path) -> None:
     cmds = f.setup() + [f.allot(f"h{i}", 2) for i in range(5)] + [
         f.exercise("h1", 1, on="2021-01-01"), f.adjust("2", on="2022-01-01"), f.forfeit("h2", "all", on="2022-06-01"),
     ]
-    r = run_cli("apply", str(write_jsonl(tmp_path / "a.jsonl", cmds)), db=store_url)
+    r = run_cli("apply", str(write_jsonl(folder / "a.jsonl", cmds)), db=url)
     assert r.code == 0, r.stderr
-    assert run_cli("audit", "verify", db=store_url).code == 0
-    return store_url
+    assert run_cli("audit", "verify", db=url).code == 0
+
+
+@pytest.fixture
+def ledger_url(built_store) -> str:
+    """A copy of one verified store per backend: each test tampers with its own."""
+    return built_store("audit", _build_ledger)
 
 
 def _sql(url: str, *statements: str) -> None:

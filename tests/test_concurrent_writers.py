@@ -255,6 +255,7 @@ def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.mark.heavy
 def test_four_writers_never_allot_beyond_the_terms_and_converge(
     store_url: str, mode: str, tmp_path: Path
 ) -> None:

@@ -256,6 +256,7 @@ def _queries(url: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_apply_killed_at_random_moments_ends_equal_to_an_uninterrupted_run(
     store_url: str, reference_url: str, backend: str, tmp_path: Path, no_leftover_processes: None
 ) -> None:

@@ -26,14 +26,17 @@ HOSTILE = {
 }
 
 
-@pytest.fixture
-def hostile_store(store_url: str, tmp_path: Path) -> str:
+def _build_hostile(url: str, folder: Path) -> None:
     cmds = f.setup()
     for i, (key, text) in enumerate(HOSTILE.items()):
         cmds.append(f.allot(f"h{i}-{key}", 1, name=text, reason=text, actor=text))
-    r = run_cli("apply", str(write_jsonl(tmp_path / "h.jsonl", cmds)), db=store_url)
+    r = run_cli("apply", str(write_jsonl(folder / "h.jsonl", cmds)), db=url)
     assert r.code == 0, r.stderr
-    return store_url
+
+
+@pytest.fixture
+def hostile_store(built_store) -> str:
+    return built_store("hostile", _build_hostile)
 
 
 def test_stored_verbatim(hostile_store: str):
@@ -107,16 +110,20 @@ def _assert_clean(text: str, what: str) -> None:
     assert "Traceback" not in text, what
 
 
-@pytest.fixture
-def attack_store(store_url: str, tmp_path: Path) -> str:
+def _build_attack(url: str, folder: Path) -> None:
     cmds = [f.resolution(ISSUANCE, issuer=ISSUER, title=TITLE), f.terms(ISSUANCE)]
     for key, text in ATTACKS.items():
         holder = f"h-{key}-{text}" if key != "jp" else "h-jp"
         cmds.append(f.allot(holder, 2, issuance=ISSUANCE, name=text, group=f"g {text}", actor=text, reason=text))
     cmds.append(f.forfeit(f"h-c1-{C1}", 1, on="2021-01-01", issuance=ISSUANCE, reason=BIDI + OSC8))
-    r = run_cli("apply", str(write_jsonl(tmp_path / "attack.jsonl", cmds)), "--no-progress", db=store_url)
+    r = run_cli("apply", str(write_jsonl(folder / "attack.jsonl", cmds)), "--no-progress", db=url)
     assert r.code == 0, r.stderr
-    return store_url
+
+
+@pytest.fixture
+def attack_store(built_store) -> str:
+    """A copy of one store of attack text per backend (each test may change its own)."""
+    return built_store("attack", _build_attack)
 
 
 QUERIES = (

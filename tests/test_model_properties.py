@@ -630,6 +630,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.check(probe)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("backend", helpers.BACKENDS)
 def test_ledger_agrees_with_the_model(backend: str) -> None:
     if backend == "postgresql" and not helpers.PG_URL:

@@ -94,10 +94,14 @@ def _key_of(url: str, holder: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+def _build_books(url: str, folder: Path) -> None:
+    _ok("apply", str(write_jsonl(folder / "a.jsonl", _commands())), db=url)
+
+
 @pytest.fixture
-def books(store_url: str, tmp_path: Path) -> str:
-    _ok("apply", str(write_jsonl(tmp_path / "a.jsonl", _commands())), db=store_url)
-    return store_url
+def books(built_store) -> str:
+    """A copy of the scenario's store (applied once per backend), its holder keys included."""
+    return built_store("personal", _build_books)
 
 
 def test_the_register_shows_the_address_in_force_at_each_date(books: str) -> None:
