@@ -22,8 +22,9 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import BadCommand, QuantityOutOfRange
 from .money import INT64_MAX, MAX_INT_DIGITS, OutOfRange, is_currency, parse_amount, parse_ratio
-from .terms import TERMS_FIELDS
-from .vesting import Schedule, parse_portion_met
+
+# The terms (and their vesting schedules) are imported when a command needs them, not when the
+# CLI starts: every verb imports this module, and `--help` parses no terms.
 
 MAX_LINE_BYTES = 1024 * 1024
 
@@ -110,11 +111,15 @@ def _ratio(value: Any):
         raise ValueError(f'must be a decimal or a fraction such as "2" or "1/3", not {value!r}') from None
 
 
-def _vesting(value: Any) -> Schedule:
+def _vesting(value: Any):
+    from .vesting import Schedule
+
     return Schedule.parse(value)
 
 
 def _portion_met(value: Any):
+    from .vesting import parse_portion_met
+
     return parse_portion_met(value)
 
 
@@ -142,8 +147,18 @@ _TERMS: dict[str, tuple[Callable[[Any], Any], bool, Any]] = {
     "fair_value_per_right": (_money, False, None),
     "vesting": (_vesting, False, None),
 }
-if tuple(_TERMS) != TERMS_FIELDS:  # the one list of the terms' fields is terms.TERMS_FIELDS
-    raise RuntimeError("commands._TERMS must parse exactly terms.TERMS_FIELDS, in that order")
+
+
+@lru_cache(maxsize=1)
+def _terms_fields() -> tuple[str, ...]:
+    """The one list of the terms' fields (terms.TERMS_FIELDS), checked against _TERMS the first
+    time a set_terms is parsed: the table must parse exactly those fields, in that order."""
+    from .terms import TERMS_FIELDS
+
+    if tuple(_TERMS) != TERMS_FIELDS:
+        raise RuntimeError("commands._TERMS must parse exactly terms.TERMS_FIELDS, in that order")
+    return TERMS_FIELDS
+
 
 # type -> {field: (parser, required, default)}
 SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
@@ -155,8 +170,8 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
         "title": (_text, True, None),
         "max_rights": (_positive_int, False, None),
     },
-    # The fields of Terms, in their order: one list (terms.TERMS_FIELDS), parsed here.
-    "set_terms": {"issuance": (_text, True, None), **{name: _TERMS[name] for name in TERMS_FIELDS}},
+    # The fields of Terms, in their order: one list (terms.TERMS_FIELDS, checked by _terms_fields).
+    "set_terms": {"issuance": (_text, True, None), **_TERMS},
     "allot_rights": {
         "issuance": (_text, True, None),
         "holder": (_text, True, None),
@@ -228,9 +243,13 @@ def default_actor() -> str:
         return "unknown"
 
 
+# json.dumps with these options would build a new encoder for every command.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _canonical(obj: dict[str, Any]) -> bytes:
     """The command as canonical UTF-8 JSON (sorted keys, no spacing): what its digest hashes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL(obj).encode("utf-8")
 
 
 def digest(obj: dict[str, Any]) -> str:
@@ -292,6 +311,8 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
         known = ", ".join(SCHEMAS)
         raise BadCommand(f"{where}: unknown command type {_show(ctype)} (known: {known})")
     schema = SCHEMAS[ctype]
+    if ctype == "set_terms":
+        _terms_fields()
     unknown = sorted(set(obj) - set(schema) - _COMMON)
     if unknown:
         raise BadCommand(f"{where}: field {_show(unknown[0])} is not a field of {ctype}")

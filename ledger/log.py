@@ -176,6 +176,24 @@ class LogReader:
             self.decode(StoredRow(0, originator_id, int(v), topic, bytes(state))) for v, topic, state in rows
         ]
 
+    def stored_ids(self, originator_ids: list[UUID]) -> set[UUID]:
+        """Those of `originator_ids` that have any stored event or snapshot (a few queries for
+        many ids: the unit of work learns in one go which aggregates of a batch are new)."""
+        sqlite = self.kind == "sqlite"
+        found: set[UUID] = set()
+        ids = list(dict.fromkeys(originator_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            params = tuple(u.hex for u in chunk) if sqlite else tuple(chunk)
+            marks = ",".join("?" * len(chunk))
+            for table in (self._events, self._snapshots):
+                found.update(
+                    _uuid(r[0])
+                    for r in self._rows(f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})",
+                                        params)
+                )
+        return found
+
     # ------------------------------------------------------------------ chain and commands
     def chain_links(self, after: int, limit: int = PAGE) -> list[tuple[int, str]]:
         return [

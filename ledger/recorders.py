@@ -8,6 +8,7 @@ stored together or not at all.
 from __future__ import annotations
 
 from typing import Any, Sequence
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -96,7 +97,7 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any):
         # The event inserts come first: they take SQLite's write lock, so the head read
         # below is the head every other writer will see until we commit.
-        positions = super()._insert_events(c, stored_events, **kwargs)
+        positions = self._insert_stored(c, stored_events)
         if stored_events:
             c.execute("SELECT hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
             row = c.fetchone()
@@ -114,6 +115,34 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
                     # Overwrite the deleted key's bytes in the page, not just unlink the row.
                     c.execute("PRAGMA secure_delete = ON")
                     c.executemany("DELETE FROM ledger_holder_keys WHERE holder = ?", [(h,) for h in deletes])
+        return positions
+
+    def _insert_stored(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Insert the events in one ``executemany`` (eventsourcing runs one ``execute`` per
+        event to read each ``lastrowid``); their positions (rowids) are then the run that ends
+        at ``last_insert_rowid()``: the insert holds the write lock, and a rowid table without
+        AUTOINCREMENT numbers each new row one past the largest. That is checked on the first
+        event; should it ever not hold, each position is looked up by its key."""
+        if not stored_events:
+            return []
+        rows = [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state)
+            for s in stored_events
+        ]
+        c.executemany(self.insert_events_statement, rows)
+        c.execute("SELECT last_insert_rowid()")
+        last = int(c.fetchone()[0])
+        first = last - len(rows) + 1
+        lookup = f"SELECT rowid FROM {self.events_table_name} WHERE originator_id = ? AND originator_version = ?"
+        c.execute(lookup, rows[0][:2])
+        found = c.fetchone()
+        if found is not None and int(found[0]) == first:
+            return list(range(first, last + 1))
+        positions = []
+        for row in rows:
+            c.execute(lookup, row[:2])
+            positions.append(int(c.fetchone()[0]))
         return positions
 
 
