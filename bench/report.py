@@ -69,7 +69,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"{m['ram_gib']} GiB RAM, {m['platform']}."
         + _load_note(meta),
         "",
-        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + "."
+        + (f" Bytecode: {meta['bytecode']}." if meta.get("bytecode") else ""),
         "",
         "Ratios are *fraction of the raw baseline's speed*, measured in the same run on the same "
         "database engine: ledger rate / raw rate (or raw time / ledger time). 1.0 = as fast as the raw "

@@ -303,6 +303,22 @@ class Run:
         return {"runs_s": cli, "median_ms": t * 1000, "raw_runs_s": raw, "raw_median_ms": r * 1000,
                 "ratio": r / t, "python_peak_rss_kib": max(rss)}
 
+    def cache_bytecode(self, work: Path) -> str:
+        """Let the measured processes start as an installed program does, from compiled bytecode.
+
+        With PYTHONDONTWRITEBYTECODE set (as on the development machines), a product installed
+        in editable mode has no .pyc files: every process would compile all of its own modules
+        from source, a cost no installed copy pays (pip compiles them at install time) and one
+        that grows with the number of modules. The children then write and reuse bytecode under
+        the work folder (PYTHONPYCACHEPREFIX); one warm-up run compiles it.
+        """
+        if not self.env.get("PYTHONDONTWRITEBYTECODE"):
+            return "as the environment has it"
+        self.env.pop("PYTHONDONTWRITEBYTECODE")
+        self.env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        self.child("--help")
+        return "PYTHONDONTWRITEBYTECODE was set: children cache bytecode under the work folder"
+
     # ..................................................................... orchestration
     def run(self) -> int:
         a = self.args
@@ -315,6 +331,7 @@ class Run:
             backends.append(PostgresBackend(a.pg, os.environ.get("EQUITY_LEDGER_TEST_PG_ADMIN_URL")))
         if not backends:
             raise SystemExit("nothing to measure: --no-sqlite and no PostgreSQL URL")
+        bytecode = self.cache_bytecode(work)
         started = time.perf_counter()
         self.results["meta"] = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -326,6 +343,7 @@ class Run:
             "machine": machine_info(),
             "loadavg_start": list(os.getloadavg()),
             "versions": self.guarded("versions", lambda: versions(backends)) or {},
+            "bytecode": bytecode,
         }
         log(f"sizes {a.sizes}, reps {a.reps}, backends {[b.name for b in backends]}, work dir {work}")
 

@@ -230,6 +230,7 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
 
 # Fields every command may carry; `reason` is required for a forfeiture.
 _COMMON = {"id", "type", "actor", "reason"}
+_ALLOWED = {ctype: set(schema) | _COMMON for ctype, schema in SCHEMAS.items()}
 _REASON_REQUIRED = {"forfeit_rights", "erase_holder_details"}
 
 
@@ -277,6 +278,16 @@ class Command:
         except KeyError:
             raise AttributeError(name) from None
 
+    @classmethod
+    def _make(cls, id: str, type: str, fields: dict[str, Any], actor: str, reason: str, digest: str,
+              line: int | None, raw: dict[str, Any]) -> "Command":
+        """A Command as ``Command(...)`` makes it, with its attributes set in one go (the frozen
+        dataclass's ``__init__`` sets them one by one through ``object.__setattr__``)."""
+        cmd = object.__new__(cls)
+        cmd.__dict__.update(id=id, type=type, fields=fields, actor=actor, reason=reason, digest=digest,
+                            line=line, raw=raw)
+        return cmd
+
     @property
     def where(self) -> str:
         """How messages name this command: `line N (id X)` or `id X`."""
@@ -290,62 +301,69 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
     rule). Lone surrogates are refused in every string, keys included, since no store can
     encode them.
     """
-    where = f"line {line}" if line is not None else "command"
     if not isinstance(obj, dict):
-        raise BadCommand(f"{where}: a command must be a JSON object")
+        raise BadCommand(f"{_where_command(obj, line)}: a command must be a JSON object")
     cid = obj.get("id")
-    if isinstance(cid, str) and cid.strip() and _encodable(cid):
-        where = f"{where} (id {_show_id(cid)})" if line is not None else f"id {_show_id(cid)}"
     try:
         # The canonical encoding is the content digest's input, and it fails exactly when a lone
         # surrogate hides somewhere: one pass instead of walking every value first.
         canonical = _canonical(obj)
     except UnicodeEncodeError:
         bad_text = _unencodable(obj) or "the command"
-        raise BadCommand(f"{where}: {bad_text} holds a lone surrogate (\\ud800-\\udfff), "
+        raise BadCommand(f"{_where_command(obj, line)}: {bad_text} holds a lone surrogate (\\ud800-\\udfff), "
                          "which is not text") from None
     if not isinstance(cid, str) or not cid.strip():
-        raise BadCommand(f"{where}: field 'id' is required and must be a non-empty string")
+        raise BadCommand(f"{_where_command(obj, line)}: field 'id' is required and must be a non-empty string")
     ctype = obj.get("type")
-    if not isinstance(ctype, str) or ctype not in SCHEMAS:
+    schema = SCHEMAS.get(ctype) if isinstance(ctype, str) else None
+    if schema is None:
         known = ", ".join(SCHEMAS)
-        raise BadCommand(f"{where}: unknown command type {_show(ctype)} (known: {known})")
-    schema = SCHEMAS[ctype]
+        raise BadCommand(f"{_where_command(obj, line)}: unknown command type {_show(ctype)} (known: {known})")
     if ctype == "set_terms":
         _terms_fields()
-    unknown = sorted(set(obj) - set(schema) - _COMMON)
-    if unknown:
-        raise BadCommand(f"{where}: field {_show(unknown[0])} is not a field of {ctype}")
+    if not obj.keys() <= _ALLOWED[ctype]:
+        unknown = sorted(set(obj) - _ALLOWED[ctype])
+        raise BadCommand(f"{_where_command(obj, line)}: field {_show(unknown[0])} is not a field of {ctype}")
     fields: dict[str, Any] = {}
     for name, (parser, required, default) in schema.items():
         if name not in obj or obj[name] is None and not required:
             if required:
-                raise BadCommand(f"{where}: {ctype} needs field {name!r}")
+                raise BadCommand(f"{_where_command(obj, line)}: {ctype} needs field {name!r}")
             fields[name] = default
             continue
         try:
             fields[name] = parser(obj[name])
         except OutOfRange as e:
             raise QuantityOutOfRange(
-                f"{where}: refused [{QuantityOutOfRange.rule}]: field {name!r} {e}"
+                f"{_where_command(obj, line)}: refused [{QuantityOutOfRange.rule}]: field {name!r} {e}"
             ) from None
         except ValueError as e:
-            raise BadCommand(f"{where}: field {name!r} {e}") from None
+            raise BadCommand(f"{_where_command(obj, line)}: field {name!r} {e}") from None
     for meta in ("actor", "reason"):
         if meta in obj and (not isinstance(obj[meta], str) or "\x00" in obj[meta]):
-            raise BadCommand(f"{where}: field {meta!r} must be a string without NUL characters")
+            raise BadCommand(f"{_where_command(obj, line)}: field {meta!r} must be a string without NUL characters")
     if ctype in _REASON_REQUIRED and not (obj.get("reason") or "").strip():
-        raise BadCommand(f"{where}: {ctype} needs field 'reason'")
-    return Command(
-        id=cid,
-        type=ctype,
-        fields=fields,
-        actor=obj.get("actor") or actor or default_actor(),
-        reason=obj.get("reason") or "",
-        digest=hashlib.sha256(canonical).hexdigest(),
-        line=line,
-        raw=obj,
+        raise BadCommand(f"{_where_command(obj, line)}: {ctype} needs field 'reason'")
+    return Command._make(
+        cid,
+        ctype,
+        fields,
+        obj.get("actor") or actor or default_actor(),
+        obj.get("reason") or "",
+        hashlib.sha256(canonical).hexdigest(),
+        line,
+        obj,
     )
+
+
+def _where_command(obj: Any, line: int | None) -> str:
+    """How a refusal names a command: `line N (id X)`, `id X`, `line N` or `command` (the id
+    only when it is text that can be shown)."""
+    where = f"line {line}" if line is not None else "command"
+    cid = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(cid, str) and cid.strip() and _encodable(cid):
+        where = f"{where} (id {_show_id(cid)})" if line is not None else f"id {_show_id(cid)}"
+    return where
 
 
 def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command | None:

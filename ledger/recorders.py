@@ -166,6 +166,39 @@ def _postgres_recorder_class():
                 )
             )
 
+        def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+            # As eventsourcing does (table lock, notify, one INSERT ... RETURNING the positions
+            # in insert order), with one typed array per column instead of an array of composite
+            # values, which psycopg dumps field by field in Python.
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(
+                self._ledger_insert,
+                (
+                    [s.originator_id for s in stored_events],
+                    [s.originator_version for s in stored_events],
+                    [s.topic for s in stored_events],
+                    [s.state for s in stored_events],
+                ),
+            )
+
+        @property
+        def _ledger_insert(self) -> Any:
+            from psycopg.sql import SQL, Identifier
+
+            statement = self.__dict__.get("_ledger_insert_sql")
+            if statement is None:
+                statement = self.__dict__["_ledger_insert_sql"] = SQL(
+                    "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+                    "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[]) "
+                    "RETURNING notification_id"
+                ).format(
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(self.events_table_name),
+                    id_type=Identifier(self.datastore.originator_id_type),
+                )
+            return statement
+
         def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Any, **kwargs: Any):
             positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             if stored_events:
@@ -179,8 +212,18 @@ def _postgres_recorder_class():
                     kwargs.get("commands", ()),
                     self.chain_key,
                 )
-                curs.executemany("INSERT INTO ledger_chain VALUES (%s,%s)", chain)
-                curs.executemany("INSERT INTO ledger_commands VALUES (%s,%s,%s,%s)", commands)
+                # One statement per table (arrays unnested by the server), not one per row.
+                curs.execute(
+                    "INSERT INTO ledger_chain (position, hash) "
+                    "SELECT * FROM unnest(%s::bigint[], %s::text[])",
+                    ([p for p, _ in chain], [h for _, h in chain]),
+                )
+                if commands:
+                    curs.execute(
+                        "INSERT INTO ledger_commands (command_id, digest, position, events) "
+                        "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::int[])",
+                        tuple(list(column) for column in zip(*commands)),
+                    )
                 keys = kwargs.get("holder_keys")
                 if keys:
                     inserts, deletes = keys

@@ -115,9 +115,16 @@ class DetailsErasure:
     position: int
 
 
+_EVENT_TYPES: dict[type, str] = {}
+
+
 def event_type(event: Any) -> str:
     """`Issuance.RightsAllotted` -> `RightsAllotted`."""
-    return type(event).__qualname__.rsplit(".", 1)[-1]
+    cls = type(event)
+    kind = _EVENT_TYPES.get(cls)
+    if kind is None:
+        kind = _EVENT_TYPES[cls] = cls.__qualname__.rsplit(".", 1)[-1]
+    return kind
 
 
 
