@@ -164,7 +164,7 @@ def fast_encoder(mapper: Any) -> Callable[[Any], Any]:
             return head + value(transcodings[t].encode(v)) + "}"
         return general(v)
 
-    def encode(event: Any) -> Any:
+    def encode_event(event: Any) -> Any:
         cls = type(event)
         found = topics.get(cls)
         if found is None:
@@ -186,7 +186,7 @@ def fast_encoder(mapper: Any) -> Callable[[Any], Any]:
         text = "{" + ",".join(parts) + "}"
         return StoredEvent(originator_id, originator_version, topic, text.encode("utf8"))
 
-    return encode
+    return encode_event
 
 
 def register_transcodings(transcoder: JSONTranscoder) -> None:

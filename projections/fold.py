@@ -18,8 +18,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ..ledger.terms import TERMS_FIELDS
-
 ZERO = Decimal(0)
 
 
@@ -151,6 +149,8 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
         ]
     if kind == "TermsSet":
         # a TermsSet stored before vesting lacks its fields: they mean their defaults (None)
+        from ..ledger.terms import TERMS_FIELDS  # here: queries import this module, not the terms
+
         columns = {c: getattr(e, c, None) for c in TERMS_FIELDS}
         if columns["vesting"] is not None:
             columns["vesting"] = vesting_text(columns["vesting"])
