@@ -152,7 +152,7 @@ class Run:
         """apply (vs the floor), rebuild and verify (vs the raw read) for one size."""
         tag = f"{backend.name} n={n:,}"
         out: dict[str, Any] = {"commands": meta.commands, "events": meta.events}
-        apply_runs, floor_runs, rss = [], [], []
+        apply_runs, floor_runs, rss, cpu = [], [], [], []
         store: str | None = None
         for rep in range(reps):
             floor_runs.append(backend.apply_floor(plan))
@@ -165,17 +165,18 @@ class Run:
                                  f"{meta.commands} commands ({meta.events} events)")
             apply_runs.append(run.seconds)
             rss.append(run.peak_rss_kib)
+            cpu.append(run.cpu_seconds)
             if store is not None:
                 backend.drop(store)
             store = url
             log(f"{tag}: apply {rep + 1}/{reps}: {run.seconds:.2f} s ({meta.commands / run.seconds:,.0f} cmd/s), "
-                f"floor {floor_runs[-1]:.2f} s, peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
+                f"CPU {run.cpu_seconds:.2f} s, floor {floor_runs[-1]:.2f} s, peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
         t, f = median(apply_runs), median(floor_runs)
         out["apply"] = {
             "runs_s": apply_runs, "median_s": t, "commands_per_s": meta.commands / t,
             "events_per_s": meta.events / t, "peak_rss_kib": max(rss),
             "floor_runs_s": floor_runs, "floor_median_s": f, "floor_commands_per_s": meta.commands / f,
-            "ratio": f / t,
+            "ratio": f / t, "cpu_runs_s": cpu, "cpu_median_s": median(cpu),
         }
         out["store_bytes"] = backend.size_bytes(store)
         for verb, argv, pattern in (
@@ -188,7 +189,7 @@ class Run:
 
     def _vs_raw_read(self, backend: Any, store: str, verb: str, argv: tuple[str, ...], pattern: re.Pattern,
                      meta: PlanMeta, reps: int) -> dict:
-        runs, raws, copies, rss = [], [], [], []
+        runs, raws, copies, rss, cpu = [], [], [], [], []
         copied = 0
         for rep in range(reps):
             raw_s, n_raw = backend.raw_read(store)
@@ -201,18 +202,19 @@ class Run:
                 raise BenchError(f"{verb} reported {run.stdout.strip()[:300]!r}, expected {meta.events} events")
             runs.append(run.seconds)
             rss.append(run.peak_rss_kib)
+            cpu.append(run.cpu_seconds)
             extra = ""
             if verb == "rebuild":  # a rebuild also writes the read model: its floor includes that
                 copy_s, copied = backend.raw_copy(store)
                 copies.append(copy_s)
                 extra = f", raw copy of its {copied:,} rows {copy_s:.2f} s"
             log(f"{backend.name} n={meta.commands:,}: {verb} {rep + 1}/{reps}: {run.seconds:.2f} s "
-                f"({meta.events / run.seconds:,.0f} ev/s), raw read {raw_s:.2f} s{extra}, "
+                f"({meta.events / run.seconds:,.0f} ev/s), CPU {run.cpu_seconds:.2f} s, raw read {raw_s:.2f} s{extra}, "
                 f"peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
         t, r = median(runs), median(raws)
         out = {"runs_s": runs, "median_s": t, "events_per_s": meta.events / t, "raw_runs_s": raws,
                "raw_median_s": r, "raw_events_per_s": meta.events / r, "ratio": r / t,
-               "peak_rss_kib": max(rss)}
+               "peak_rss_kib": max(rss), "cpu_runs_s": cpu, "cpu_median_s": median(cpu)}
         if copies:
             c = median(copies)
             out.update({"rows_written": copied, "copy_runs_s": copies, "copy_median_s": c,
