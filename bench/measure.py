@@ -38,6 +38,9 @@ class ChildRun:
     returncode: int
     stdout: str
     stderr: str
+    # user + system CPU seconds of the child: its own work, which other processes competing for
+    # the CPUs stretch far less than its wall time (PostgreSQL's server-side work is not in it)
+    cpu_seconds: float = 0.0
 
 
 def cli_prefix() -> list[str]:
@@ -64,25 +67,25 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 took = time.perf_counter() - start
 with open(report, "w") as f:
-    f.write(f"{took!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    f.write(f"{took!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {usage.ru_utime + usage.ru_stime!r}")
 """
 
 
 def run_child(argv: Sequence[str], env: dict[str, str] | None = None, check: bool = True,
               cwd: str | None = None) -> ChildRun:
-    """Run argv to completion; wall seconds (fork to exit), peak RSS, output."""
+    """Run argv to completion; wall seconds (fork to exit), peak RSS, CPU seconds, output."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r", suffix=".spawn") as report:
         launcher = [sys.executable, "-c", _SPAWN, report.name, *argv]
         code = subprocess.call(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         fields = report.read().split()
-        if len(fields) != 3:
+        if len(fields) != 4:
             raise BenchError(f"launcher exited {code} without a report for `{' '.join(argv)}`")
-        took, rss, returncode = float(fields[0]), int(fields[1]), int(fields[2])
+        took, rss, returncode, cpu = float(fields[0]), int(fields[1]), int(fields[2]), float(fields[3])
         out.seek(0)
         err.seek(0)
         run = ChildRun(took, rss, returncode,
-                       out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+                       out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"), cpu)
     if check and run.returncode != 0:
         shown = " ".join(argv)
         raise BenchError(f"`{shown}` exited {run.returncode}: {run.stderr.strip()[-2000:]}")

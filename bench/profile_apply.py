@@ -64,16 +64,20 @@ STAGES = {
         ("whole apply verb", "cli/apply.py", "apply"),
         ("  LedgerService.apply (parse + domain + store + inline fold)", "ledger/service.py", "apply"),
         ("    parse_line (json.loads + validation + digest)", "ledger/commands.py", "parse_line"),
-        ("      digest (canonical json + sha256)", "ledger/commands.py", "digest"),
+        ("      canonical json (the digest's input)", "ledger/commands.py", "_canonical"),
+        ("      parse_command (fields, types, digest)", "ledger/commands.py", "parse_command"),
         ("    command_digests (idempotency lookup)", "ledger/log.py", "command_digests"),
+        ("    prefetch (which aggregates are new)", "ledger/unit_of_work.py", "prefetch"),
         ("    use case allot_rights (domain + event objects)", "ledger/service.py", "allot_rights"),
+        ("      Issuance.allot (guards + event)", "ledger/issuance.py", "allot"),
+        ("      Holder created (first allotment)", "eventsourcing/domain.py", "_create"),
         ("    use case exercise_rights", "ledger/service.py", "exercise_rights"),
         ("    use case forfeit_rights", "ledger/service.py", "forfeit_rights"),
         ("      eventsourcing trigger_event (all use cases)", "eventsourcing/domain.py", "trigger_event"),
         ("    collect_events", "eventsourcing/domain.py", "collect_events"),
-        ("    EventStore.put (encode + insert + chain)", "eventsourcing/persistence.py", "put"),
-        ("      mapper.to_stored_event (encode)", "eventsourcing/persistence.py", "to_stored_event"),
-        ("      recorder _insert_events (SQL + chain)", "ledger/recorders.py", "_insert_events"),
+        ("    StoredUnitOfWork.commit (encode + insert + chain)", "ledger/unit_of_work.py", "commit"),
+        ("      encode_event (stored JSON)", "ledger/transcodings.py", "encode_event"),
+        ("      recorder insert_events (SQL + chain + commit)", "eventsourcing/", "insert_events"),
         ("        link_hash (chain)", "ledger/store.py", "link_hash"),
         ("    Projector.fold_stored (inline projections)", "projections/projector.py", "fold_stored"),
         *[("      " + label, path, fn) for label, path, fn in _FOLD],
@@ -84,8 +88,7 @@ STAGES = {
         ("whole projections rebuild", "cli/projections.py", "projections_rebuild"),
         ("  Projector.rebuild", "projections/projector.py", "rebuild"),
         ("    catch_up", "projections/projector.py", "catch_up"),
-        ("      rows (SELECT pages)", "ledger/log.py", "rows"),
-        ("      decode (mapper.to_domain_event)", "ledger/log.py", "decode"),
+        ("      stored_fields (SELECT pages + JSON decode)", "ledger/log.py", "stored_fields"),
         *[("      " + label, path, fn) for label, path, fn in _FOLD],
     ],
     "verify": [
@@ -112,13 +115,13 @@ def area_of(filename: str) -> str:
 
 
 def report(prof: Path, wall_profiled: float, wall_plain: float | None, n: int, events: int, top: int = 35,
-           verb: str = "apply") -> str:
+           verb: str = "apply", backend: str = "SQLite") -> str:
     st = pstats.Stats(str(prof))
     stats = st.stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in stats.values())
     out = io.StringIO()
     w = out.write
-    w(f"{verb} of a plan of {n:,} commands ({events:,} events) through the CLI, SQLite store\n")
+    w(f"{verb} of a plan of {n:,} commands ({events:,} events) through the CLI, {backend} store\n")
     unit, count = ("commands", n) if verb == "apply" else ("events", events)
     w(f"wall time: {wall_profiled:.1f} s under cProfile"
       + (f", {wall_plain:.1f} s without ({count / wall_plain:,.0f} {unit}/s)" if wall_plain else "") + "\n")
@@ -166,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="report file (default bench/results/profile-apply-N.txt)")
     p.add_argument("--no-plain", action="store_true", help="skip the unprofiled run")
     p.add_argument("--verb", choices=("apply", "rebuild", "verify"), default="apply")
+    p.add_argument("--db", default=None,
+                   help="profile against this store instead of a fresh SQLite file: an EMPTY database "
+                        "(e.g. a fresh PostgreSQL one); implies --no-plain")
     a = p.parse_args(argv)
     work = Path(a.workdir or tempfile.mkdtemp(prefix="equity-ledger-profile-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -174,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("EQUITY_LEDGER_DB", None)
     cli = cli_prefix()
     store = work / f"profile-{os.getpid()}.sqlite"
-    db = f"sqlite:///{store}"
+    db = a.db or f"sqlite:///{store}"
+    if a.db:
+        a.no_plain = True
     verb_argv = {"apply": ["apply", str(plan), "--no-progress"], "rebuild": ["projections", "rebuild"],
                  "verify": ["audit", "verify"]}[a.verb]
 
@@ -195,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     run_child([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "equity_ledger.cli", "--db", db, *verb_argv],
               env=env)
     profiled = time.perf_counter() - t0
-    text = report(prof, profiled, plain, meta.commands, meta.events, verb=a.verb)
+    text = report(prof, profiled, plain, meta.commands, meta.events, verb=a.verb,
+                  backend="PostgreSQL" if db.startswith("postgres") else "SQLite")
     out = a.out or RESULTS / f"profile-{a.verb}-{a.n}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -69,7 +69,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"{m['ram_gib']} GiB RAM, {m['platform']}."
         + _load_note(meta),
         "",
-        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + "."
+        + (f" Bytecode: {meta['bytecode']}." if meta.get("bytecode") else ""),
         "",
         "Ratios are *fraction of the raw baseline's speed*, measured in the same run on the same "
         "database engine: ledger rate / raw rate (or raw time / ledger time). 1.0 = as fast as the raw "
@@ -107,12 +108,12 @@ def markdown(res: dict[str, Any]) -> str:
                                  _fmt_int(x["commands_per_s"]), _fmt_int(x["floor_commands_per_s"]),
                                  _pct(x["ratio"]), f"{x['median_s'] / count * 1e6:.0f}", g,
                                  _mib(x["peak_rss_kib"]), f"{r.get('store_bytes', 0) / 2**20:,.0f}",
-                                 _runs(x["runs_s"]), _runs(x["floor_runs_s"])])
+                                 _runs(x["runs_s"]), _runs(x["floor_runs_s"]), _cpu(x)])
                 else:
                     rows.append([bname, f"{r['commands']:,}", f"{r['events']:,}", f"{x['median_s']:.2f}",
                                  _fmt_int(x["events_per_s"]), _fmt_int(x["raw_events_per_s"]), _pct(x["ratio"]),
                                  f"{x['median_s'] / count * 1e6:.0f}", g, _mib(x["peak_rss_kib"]),
-                                 _runs(x["runs_s"]), _runs(x["raw_runs_s"])])
+                                 _runs(x["runs_s"]), _runs(x["raw_runs_s"]), _cpu(x)])
                     if verb == "rebuild":
                         rows[-1][10:10] = [f"{x.get('rows_written', 0):,}", _secs(x.get("copy_median_s")),
                                            _pct(x.get("ratio_read_write"))]
@@ -122,20 +123,23 @@ def markdown(res: dict[str, Any]) -> str:
             continue
         if verb == "apply":
             head = ["backend", "commands", "events", "median s", "commands/s", "floor commands/s", "ratio",
-                    "µs/command", "growth", "peak RSS MiB", "store MiB", "runs s", "floor runs s"]
+                    "µs/command", "growth", "peak RSS MiB", "store MiB", "runs s", "floor runs s",
+                    "CPU s (median)"]
         else:
             head = ["backend", "commands", "events", "median s", "events/s", "raw events/s", "ratio",
-                    "µs/event", "growth", "peak RSS MiB", "runs s", "raw runs s"]
+                    "µs/event", "growth", "peak RSS MiB", "runs s", "raw runs s", "CPU s (median)"]
             if verb == "rebuild":
                 head[10:10] = ["rows written", "raw copy s", "ratio vs read + copy"]
-        parts.append(_table(head, rows, right=set(range(1, len(head) - 2))))
+        parts.append(_table(head, rows, right=set(range(1, len(head) - 3))))
         if verb == "rebuild":
             parts += ["", "A rebuild reads every event *and* writes the read model's rows; `raw copy` "
                       "writes those same rows (read back from the rebuilt tables) through the bare "
                       "driver into empty tables with the same indexes, so `ratio vs read + copy` is "
                       "the rebuild against the floor of its own work."]
     parts += ["", "`growth` = log(t2/t1) / log(n2/n1) against the previous size: 1.00 is linear cost "
-              "(constant µs per unit), above 1 is super-linear."]
+              "(constant µs per unit), above 1 is super-linear. `CPU s`: user + system CPU time of the "
+              "ledger's process (its own work; other load stretches it far less than wall time; on "
+              "PostgreSQL the server's share is not in it)."]
 
     rows = []
     for bname, b in res["backends"].items():
@@ -190,6 +194,10 @@ def markdown(res: dict[str, Any]) -> str:
         parts.append(_table(["commands", "events", "issuances", "holders", "late allotments", "file MiB",
                              "commands by type"], rows, right={0, 1, 2, 3, 4, 5}))
     return "\n".join(parts) + "\n"
+
+
+def _cpu(x: dict[str, Any]) -> str:
+    return f"{x['cpu_median_s']:.2f}" if x.get("cpu_median_s") is not None else "-"
 
 
 def verdict_lines(res: dict[str, Any], smoke: bool) -> str:

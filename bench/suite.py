@@ -152,7 +152,7 @@ class Run:
         """apply (vs the floor), rebuild and verify (vs the raw read) for one size."""
         tag = f"{backend.name} n={n:,}"
         out: dict[str, Any] = {"commands": meta.commands, "events": meta.events}
-        apply_runs, floor_runs, rss = [], [], []
+        apply_runs, floor_runs, rss, cpu = [], [], [], []
         store: str | None = None
         for rep in range(reps):
             floor_runs.append(backend.apply_floor(plan))
@@ -165,17 +165,18 @@ class Run:
                                  f"{meta.commands} commands ({meta.events} events)")
             apply_runs.append(run.seconds)
             rss.append(run.peak_rss_kib)
+            cpu.append(run.cpu_seconds)
             if store is not None:
                 backend.drop(store)
             store = url
             log(f"{tag}: apply {rep + 1}/{reps}: {run.seconds:.2f} s ({meta.commands / run.seconds:,.0f} cmd/s), "
-                f"floor {floor_runs[-1]:.2f} s, peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
+                f"CPU {run.cpu_seconds:.2f} s, floor {floor_runs[-1]:.2f} s, peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
         t, f = median(apply_runs), median(floor_runs)
         out["apply"] = {
             "runs_s": apply_runs, "median_s": t, "commands_per_s": meta.commands / t,
             "events_per_s": meta.events / t, "peak_rss_kib": max(rss),
             "floor_runs_s": floor_runs, "floor_median_s": f, "floor_commands_per_s": meta.commands / f,
-            "ratio": f / t,
+            "ratio": f / t, "cpu_runs_s": cpu, "cpu_median_s": median(cpu),
         }
         out["store_bytes"] = backend.size_bytes(store)
         for verb, argv, pattern in (
@@ -188,7 +189,7 @@ class Run:
 
     def _vs_raw_read(self, backend: Any, store: str, verb: str, argv: tuple[str, ...], pattern: re.Pattern,
                      meta: PlanMeta, reps: int) -> dict:
-        runs, raws, copies, rss = [], [], [], []
+        runs, raws, copies, rss, cpu = [], [], [], [], []
         copied = 0
         for rep in range(reps):
             raw_s, n_raw = backend.raw_read(store)
@@ -201,18 +202,19 @@ class Run:
                 raise BenchError(f"{verb} reported {run.stdout.strip()[:300]!r}, expected {meta.events} events")
             runs.append(run.seconds)
             rss.append(run.peak_rss_kib)
+            cpu.append(run.cpu_seconds)
             extra = ""
             if verb == "rebuild":  # a rebuild also writes the read model: its floor includes that
                 copy_s, copied = backend.raw_copy(store)
                 copies.append(copy_s)
                 extra = f", raw copy of its {copied:,} rows {copy_s:.2f} s"
             log(f"{backend.name} n={meta.commands:,}: {verb} {rep + 1}/{reps}: {run.seconds:.2f} s "
-                f"({meta.events / run.seconds:,.0f} ev/s), raw read {raw_s:.2f} s{extra}, "
+                f"({meta.events / run.seconds:,.0f} ev/s), CPU {run.cpu_seconds:.2f} s, raw read {raw_s:.2f} s{extra}, "
                 f"peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
         t, r = median(runs), median(raws)
         out = {"runs_s": runs, "median_s": t, "events_per_s": meta.events / t, "raw_runs_s": raws,
                "raw_median_s": r, "raw_events_per_s": meta.events / r, "ratio": r / t,
-               "peak_rss_kib": max(rss)}
+               "peak_rss_kib": max(rss), "cpu_runs_s": cpu, "cpu_median_s": median(cpu)}
         if copies:
             c = median(copies)
             out.update({"rows_written": copied, "copy_runs_s": copies, "copy_median_s": c,
@@ -303,6 +305,22 @@ class Run:
         return {"runs_s": cli, "median_ms": t * 1000, "raw_runs_s": raw, "raw_median_ms": r * 1000,
                 "ratio": r / t, "python_peak_rss_kib": max(rss)}
 
+    def cache_bytecode(self, work: Path) -> str:
+        """Let the measured processes start as an installed program does, from compiled bytecode.
+
+        With PYTHONDONTWRITEBYTECODE set (as on the development machines), a product installed
+        in editable mode has no .pyc files: every process would compile all of its own modules
+        from source, a cost no installed copy pays (pip compiles them at install time) and one
+        that grows with the number of modules. The children then write and reuse bytecode under
+        the work folder (PYTHONPYCACHEPREFIX); one warm-up run compiles it.
+        """
+        if not self.env.get("PYTHONDONTWRITEBYTECODE"):
+            return "as the environment has it"
+        self.env.pop("PYTHONDONTWRITEBYTECODE")
+        self.env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        self.child("--help")
+        return "PYTHONDONTWRITEBYTECODE was set: children cache bytecode under the work folder"
+
     # ..................................................................... orchestration
     def run(self) -> int:
         a = self.args
@@ -315,6 +333,7 @@ class Run:
             backends.append(PostgresBackend(a.pg, os.environ.get("EQUITY_LEDGER_TEST_PG_ADMIN_URL")))
         if not backends:
             raise SystemExit("nothing to measure: --no-sqlite and no PostgreSQL URL")
+        bytecode = self.cache_bytecode(work)
         started = time.perf_counter()
         self.results["meta"] = {
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -326,6 +345,7 @@ class Run:
             "machine": machine_info(),
             "loadavg_start": list(os.getloadavg()),
             "versions": self.guarded("versions", lambda: versions(backends)) or {},
+            "bytecode": bytecode,
         }
         log(f"sizes {a.sizes}, reps {a.reps}, backends {[b.name for b in backends]}, work dir {work}")
 

@@ -22,8 +22,9 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import BadCommand, QuantityOutOfRange
 from .money import INT64_MAX, MAX_INT_DIGITS, OutOfRange, is_currency, parse_amount, parse_ratio
-from .terms import TERMS_FIELDS
-from .vesting import Schedule, parse_portion_met
+
+# The terms (and their vesting schedules) are imported when a command needs them, not when the
+# CLI starts: every verb imports this module, and `--help` parses no terms.
 
 MAX_LINE_BYTES = 1024 * 1024
 
@@ -110,11 +111,15 @@ def _ratio(value: Any):
         raise ValueError(f'must be a decimal or a fraction such as "2" or "1/3", not {value!r}') from None
 
 
-def _vesting(value: Any) -> Schedule:
+def _vesting(value: Any):
+    from .vesting import Schedule
+
     return Schedule.parse(value)
 
 
 def _portion_met(value: Any):
+    from .vesting import parse_portion_met
+
     return parse_portion_met(value)
 
 
@@ -142,8 +147,18 @@ _TERMS: dict[str, tuple[Callable[[Any], Any], bool, Any]] = {
     "fair_value_per_right": (_money, False, None),
     "vesting": (_vesting, False, None),
 }
-if tuple(_TERMS) != TERMS_FIELDS:  # the one list of the terms' fields is terms.TERMS_FIELDS
-    raise RuntimeError("commands._TERMS must parse exactly terms.TERMS_FIELDS, in that order")
+
+
+@lru_cache(maxsize=1)
+def _terms_fields() -> tuple[str, ...]:
+    """The one list of the terms' fields (terms.TERMS_FIELDS), checked against _TERMS the first
+    time a set_terms is parsed: the table must parse exactly those fields, in that order."""
+    from .terms import TERMS_FIELDS
+
+    if tuple(_TERMS) != TERMS_FIELDS:
+        raise RuntimeError("commands._TERMS must parse exactly terms.TERMS_FIELDS, in that order")
+    return TERMS_FIELDS
+
 
 # type -> {field: (parser, required, default)}
 SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
@@ -155,8 +170,8 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
         "title": (_text, True, None),
         "max_rights": (_positive_int, False, None),
     },
-    # The fields of Terms, in their order: one list (terms.TERMS_FIELDS), parsed here.
-    "set_terms": {"issuance": (_text, True, None), **{name: _TERMS[name] for name in TERMS_FIELDS}},
+    # The fields of Terms, in their order: one list (terms.TERMS_FIELDS, checked by _terms_fields).
+    "set_terms": {"issuance": (_text, True, None), **_TERMS},
     "allot_rights": {
         "issuance": (_text, True, None),
         "holder": (_text, True, None),
@@ -215,6 +230,7 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], Any], bool, Any]]] = {
 
 # Fields every command may carry; `reason` is required for a forfeiture.
 _COMMON = {"id", "type", "actor", "reason"}
+_ALLOWED = {ctype: set(schema) | _COMMON for ctype, schema in SCHEMAS.items()}
 _REASON_REQUIRED = {"forfeit_rights", "erase_holder_details"}
 
 
@@ -228,9 +244,13 @@ def default_actor() -> str:
         return "unknown"
 
 
+# json.dumps with these options would build a new encoder for every command.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _canonical(obj: dict[str, Any]) -> bytes:
     """The command as canonical UTF-8 JSON (sorted keys, no spacing): what its digest hashes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL(obj).encode("utf-8")
 
 
 def digest(obj: dict[str, Any]) -> str:
@@ -258,6 +278,16 @@ class Command:
         except KeyError:
             raise AttributeError(name) from None
 
+    @classmethod
+    def _make(cls, id: str, type: str, fields: dict[str, Any], actor: str, reason: str, digest: str,
+              line: int | None, raw: dict[str, Any]) -> "Command":
+        """A Command as ``Command(...)`` makes it, with its attributes set in one go (the frozen
+        dataclass's ``__init__`` sets them one by one through ``object.__setattr__``)."""
+        cmd = object.__new__(cls)
+        cmd.__dict__.update(id=id, type=type, fields=fields, actor=actor, reason=reason, digest=digest,
+                            line=line, raw=raw)
+        return cmd
+
     @property
     def where(self) -> str:
         """How messages name this command: `line N (id X)` or `id X`."""
@@ -271,60 +301,69 @@ def parse_command(obj: Any, line: int | None = None, actor: str | None = None) -
     rule). Lone surrogates are refused in every string, keys included, since no store can
     encode them.
     """
-    where = f"line {line}" if line is not None else "command"
     if not isinstance(obj, dict):
-        raise BadCommand(f"{where}: a command must be a JSON object")
+        raise BadCommand(f"{_where_command(obj, line)}: a command must be a JSON object")
     cid = obj.get("id")
-    if isinstance(cid, str) and cid.strip() and _encodable(cid):
-        where = f"{where} (id {_show_id(cid)})" if line is not None else f"id {_show_id(cid)}"
     try:
         # The canonical encoding is the content digest's input, and it fails exactly when a lone
         # surrogate hides somewhere: one pass instead of walking every value first.
         canonical = _canonical(obj)
     except UnicodeEncodeError:
         bad_text = _unencodable(obj) or "the command"
-        raise BadCommand(f"{where}: {bad_text} holds a lone surrogate (\\ud800-\\udfff), "
+        raise BadCommand(f"{_where_command(obj, line)}: {bad_text} holds a lone surrogate (\\ud800-\\udfff), "
                          "which is not text") from None
     if not isinstance(cid, str) or not cid.strip():
-        raise BadCommand(f"{where}: field 'id' is required and must be a non-empty string")
+        raise BadCommand(f"{_where_command(obj, line)}: field 'id' is required and must be a non-empty string")
     ctype = obj.get("type")
-    if not isinstance(ctype, str) or ctype not in SCHEMAS:
+    schema = SCHEMAS.get(ctype) if isinstance(ctype, str) else None
+    if schema is None:
         known = ", ".join(SCHEMAS)
-        raise BadCommand(f"{where}: unknown command type {_show(ctype)} (known: {known})")
-    schema = SCHEMAS[ctype]
-    unknown = sorted(set(obj) - set(schema) - _COMMON)
-    if unknown:
-        raise BadCommand(f"{where}: field {_show(unknown[0])} is not a field of {ctype}")
+        raise BadCommand(f"{_where_command(obj, line)}: unknown command type {_show(ctype)} (known: {known})")
+    if ctype == "set_terms":
+        _terms_fields()
+    if not obj.keys() <= _ALLOWED[ctype]:
+        unknown = sorted(set(obj) - _ALLOWED[ctype])
+        raise BadCommand(f"{_where_command(obj, line)}: field {_show(unknown[0])} is not a field of {ctype}")
     fields: dict[str, Any] = {}
     for name, (parser, required, default) in schema.items():
         if name not in obj or obj[name] is None and not required:
             if required:
-                raise BadCommand(f"{where}: {ctype} needs field {name!r}")
+                raise BadCommand(f"{_where_command(obj, line)}: {ctype} needs field {name!r}")
             fields[name] = default
             continue
         try:
             fields[name] = parser(obj[name])
         except OutOfRange as e:
             raise QuantityOutOfRange(
-                f"{where}: refused [{QuantityOutOfRange.rule}]: field {name!r} {e}"
+                f"{_where_command(obj, line)}: refused [{QuantityOutOfRange.rule}]: field {name!r} {e}"
             ) from None
         except ValueError as e:
-            raise BadCommand(f"{where}: field {name!r} {e}") from None
+            raise BadCommand(f"{_where_command(obj, line)}: field {name!r} {e}") from None
     for meta in ("actor", "reason"):
         if meta in obj and (not isinstance(obj[meta], str) or "\x00" in obj[meta]):
-            raise BadCommand(f"{where}: field {meta!r} must be a string without NUL characters")
+            raise BadCommand(f"{_where_command(obj, line)}: field {meta!r} must be a string without NUL characters")
     if ctype in _REASON_REQUIRED and not (obj.get("reason") or "").strip():
-        raise BadCommand(f"{where}: {ctype} needs field 'reason'")
-    return Command(
-        id=cid,
-        type=ctype,
-        fields=fields,
-        actor=obj.get("actor") or actor or default_actor(),
-        reason=obj.get("reason") or "",
-        digest=hashlib.sha256(canonical).hexdigest(),
-        line=line,
-        raw=obj,
+        raise BadCommand(f"{_where_command(obj, line)}: {ctype} needs field 'reason'")
+    return Command._make(
+        cid,
+        ctype,
+        fields,
+        obj.get("actor") or actor or default_actor(),
+        obj.get("reason") or "",
+        hashlib.sha256(canonical).hexdigest(),
+        line,
+        obj,
     )
+
+
+def _where_command(obj: Any, line: int | None) -> str:
+    """How a refusal names a command: `line N (id X)`, `id X`, `line N` or `command` (the id
+    only when it is text that can be shown)."""
+    where = f"line {line}" if line is not None else "command"
+    cid = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(cid, str) and cid.strip() and _encodable(cid):
+        where = f"{where} (id {_show_id(cid)})" if line is not None else f"id {_show_id(cid)}"
+    return where
 
 
 def parse_line(raw: bytes | str, line: int, actor: str | None = None) -> Command | None:

@@ -8,6 +8,7 @@ it needs no event-store machinery: rows are decoded with the application's own t
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -69,6 +70,10 @@ def _stored_row(position: Any, oid: Any, version: Any, topic: Any, state: Any) -
             f"the stored event at position {position} is not in the ledger's shape (edited by "
             "hand): it cannot be read"
         ) from None
+
+
+_CANONICAL_HEX = re.compile(r"[0-9a-f]{32}")  # how SQLite keeps an aggregate id (UUID.hex)
+_KINDS: dict[str, str] = {}
 
 
 def _uuid(value: Any) -> UUID:
@@ -174,10 +179,26 @@ class LogReader:
 
             self._loads = fast_loads(self.mapper.transcoder)
         loads = self._loads
-        return [
-            (r.position, event_kind(r.topic), SimpleNamespace(**loads(r.state)))
-            for r in self.rows(start, limit)
-        ]
+        kinds = _KINDS
+        out = []
+        for position, oid, version, topic, state in self._rows(
+            f"SELECT {self._pos}, originator_id, originator_version, topic, state "
+            f"FROM {self._events} WHERE {self._pos} >= ? ORDER BY {self._pos} LIMIT ?",
+            (start, limit),
+        ):
+            # The checks of _stored_row, without building a StoredRow and a UUID per event
+            # that a fold never reads: an id in its stored form needs no parsing.
+            if not (
+                (type(oid) is UUID or type(oid) is str and _CANONICAL_HEX.fullmatch(oid))
+                and type(state) is bytes and type(position) is int and type(version) is int
+            ):
+                row = _stored_row(position, oid, version, topic, state)
+                position, topic, state = row.position, row.topic, row.state
+            kind = kinds.get(topic)
+            if kind is None:
+                kind = kinds[topic] = event_kind(str(topic))
+            out.append((int(position), kind, SimpleNamespace(**loads(state))))
+        return out
 
     def events_of(self, originator_id: UUID, after_version: int = 0) -> list[Any]:
         """The domain events of one aggregate after a version, in version order."""
@@ -190,6 +211,33 @@ class LogReader:
         return [
             self.decode(StoredRow(0, originator_id, int(v), topic, bytes(state))) for v, topic, state in rows
         ]
+
+    def stored_ids(self, originator_ids: list[UUID]) -> set[UUID]:
+        """Those of `originator_ids` that have any stored event or snapshot (a few queries for
+        many ids: the unit of work learns in one go which aggregates of a batch are new)."""
+        sqlite = self.kind == "sqlite"
+        found: set[UUID] = set()
+        ids = list(dict.fromkeys(originator_ids))
+        if not sqlite and ids:
+            # PostgreSQL: one round trip per table, the ids as one array parameter
+            for table in (self._events, self._snapshots):
+                found.update(
+                    _uuid(r[0])
+                    for r in self._rows(f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id = ANY(?)",
+                                        (ids,))
+                )
+            return found
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            params = tuple(u.hex for u in chunk) if sqlite else tuple(chunk)
+            marks = ",".join("?" * len(chunk))
+            for table in (self._events, self._snapshots):
+                found.update(
+                    _uuid(r[0])
+                    for r in self._rows(f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})",
+                                        params)
+                )
+        return found
 
     # ------------------------------------------------------------------ chain and commands
     def chain_links(self, after: int, limit: int = PAGE) -> list[tuple[int, str]]:
@@ -228,6 +276,10 @@ class LogReader:
         """Digests of those of `command_ids` that were already applied."""
         found: dict[str, str] = {}
         ids = list(dict.fromkeys(command_ids))
+        if self.kind != "sqlite" and ids:
+            # PostgreSQL: one round trip, the ids as one array parameter
+            return dict(self._rows("SELECT command_id, digest FROM ledger_commands WHERE command_id = ANY(?)",
+                                   (ids,)))
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))

@@ -8,6 +8,7 @@ stored together or not at all.
 from __future__ import annotations
 
 from typing import Any, Sequence
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -96,7 +97,7 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any):
         # The event inserts come first: they take SQLite's write lock, so the head read
         # below is the head every other writer will see until we commit.
-        positions = super()._insert_events(c, stored_events, **kwargs)
+        positions = self._insert_stored(c, stored_events)
         if stored_events:
             c.execute("SELECT hash FROM ledger_chain ORDER BY position DESC LIMIT 1")
             row = c.fetchone()
@@ -114,6 +115,34 @@ class LedgerSQLiteRecorder(_LedgerTables, SQLiteApplicationRecorder):
                     # Overwrite the deleted key's bytes in the page, not just unlink the row.
                     c.execute("PRAGMA secure_delete = ON")
                     c.executemany("DELETE FROM ledger_holder_keys WHERE holder = ?", [(h,) for h in deletes])
+        return positions
+
+    def _insert_stored(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Insert the events in one ``executemany`` (eventsourcing runs one ``execute`` per
+        event to read each ``lastrowid``); their positions (rowids) are then the run that ends
+        at ``last_insert_rowid()``: the insert holds the write lock, and a rowid table without
+        AUTOINCREMENT numbers each new row one past the largest. That is checked on the first
+        event; should it ever not hold, each position is looked up by its key."""
+        if not stored_events:
+            return []
+        rows = [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state)
+            for s in stored_events
+        ]
+        c.executemany(self.insert_events_statement, rows)
+        c.execute("SELECT last_insert_rowid()")
+        last = int(c.fetchone()[0])
+        first = last - len(rows) + 1
+        lookup = f"SELECT rowid FROM {self.events_table_name} WHERE originator_id = ? AND originator_version = ?"
+        c.execute(lookup, rows[0][:2])
+        found = c.fetchone()
+        if found is not None and int(found[0]) == first:
+            return list(range(first, last + 1))
+        positions = []
+        for row in rows:
+            c.execute(lookup, row[:2])
+            positions.append(int(c.fetchone()[0]))
         return positions
 
 
@@ -137,6 +166,39 @@ def _postgres_recorder_class():
                 )
             )
 
+        def _insert_stored_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+            # As eventsourcing does (table lock, notify, one INSERT ... RETURNING the positions
+            # in insert order), with one typed array per column instead of an array of composite
+            # values, which psycopg dumps field by field in Python.
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(
+                self._ledger_insert,
+                (
+                    [s.originator_id for s in stored_events],
+                    [s.originator_version for s in stored_events],
+                    [s.topic for s in stored_events],
+                    [s.state for s in stored_events],
+                ),
+            )
+
+        @property
+        def _ledger_insert(self) -> Any:
+            from psycopg.sql import SQL, Identifier
+
+            statement = self.__dict__.get("_ledger_insert_sql")
+            if statement is None:
+                statement = self.__dict__["_ledger_insert_sql"] = SQL(
+                    "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+                    "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[]) "
+                    "RETURNING notification_id"
+                ).format(
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(self.events_table_name),
+                    id_type=Identifier(self.datastore.originator_id_type),
+                )
+            return statement
+
         def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Any, **kwargs: Any):
             positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             if stored_events:
@@ -150,8 +212,18 @@ def _postgres_recorder_class():
                     kwargs.get("commands", ()),
                     self.chain_key,
                 )
-                curs.executemany("INSERT INTO ledger_chain VALUES (%s,%s)", chain)
-                curs.executemany("INSERT INTO ledger_commands VALUES (%s,%s,%s,%s)", commands)
+                # One statement per table (arrays unnested by the server), not one per row.
+                curs.execute(
+                    "INSERT INTO ledger_chain (position, hash) "
+                    "SELECT * FROM unnest(%s::bigint[], %s::text[])",
+                    ([p for p, _ in chain], [h for _, h in chain]),
+                )
+                if commands:
+                    curs.execute(
+                        "INSERT INTO ledger_commands (command_id, digest, position, events) "
+                        "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::int[])",
+                        tuple(list(column) for column in zip(*commands)),
+                    )
                 keys = kwargs.get("holder_keys")
                 if keys:
                     inserts, deletes = keys

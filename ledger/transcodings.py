@@ -124,6 +124,71 @@ def fast_loads(transcoder: JSONTranscoder) -> Callable[[bytes], Any]:
     return loads
 
 
+def fast_encoder(mapper: Any) -> Callable[[Any], Any]:
+    """An encoder of domain events equal to ``mapper.to_stored_event``: the same topic and the
+    same bytes of state, built with less work per value.
+
+    The mapper's transcoder hands every value JSON cannot hold to a Python ``default`` hook
+    from inside the C encoder (a call, a dict and a nested encode per date, amount and
+    timestamp); the flat state of an event is written here value by value instead, strings
+    through the C string encoder, transcoded values as the ``{"_type_": ..., "_data_": ...}``
+    object the hook would have made. Anything else (lists, dicts, booleans, floats, a key that
+    is not text) goes through the transcoder's own encoder, so the output is identical byte
+    for byte (the chain hashes these bytes). A mapper that compresses or encrypts keeps its
+    own path.
+    """
+    if getattr(mapper, "compressor", None) or getattr(mapper, "cipher", None):
+        return mapper.to_stored_event
+    from json.encoder import encode_basestring  # the C string encoder (ensure_ascii=False)
+
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.utils import get_topic
+
+    transcoder = mapper.transcoder
+    general = transcoder.encoder.encode
+    transcodings = dict(transcoder.types)
+    heads = {t: '{"_type_":' + encode_basestring(tr.name) + ',"_data_":' for t, tr in transcodings.items()}
+    keys: dict[str, str] = {}
+    topics: dict[type, tuple[str, int]] = {}
+
+    def value(v: Any) -> str:
+        t = type(v)
+        if t is str:
+            return encode_basestring(v)
+        if t is int:
+            return int.__repr__(v)
+        if v is None:
+            return "null"
+        head = heads.get(t)
+        if head is not None:
+            return head + value(transcodings[t].encode(v)) + "}"
+        return general(v)
+
+    def encode_event(event: Any) -> Any:
+        cls = type(event)
+        found = topics.get(cls)
+        if found is None:
+            found = topics[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+        topic, class_version = found
+        state = dict(vars(event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        if class_version > 1:
+            state["class_version"] = class_version
+        parts = []
+        for k, v in state.items():
+            key = keys.get(k)
+            if key is None:
+                if type(k) is not str:
+                    return StoredEvent(originator_id, originator_version, topic, transcoder.encode(state))
+                key = keys[k] = encode_basestring(k) + ":"
+            parts.append(key + value(v))
+        text = "{" + ",".join(parts) + "}"
+        return StoredEvent(originator_id, originator_version, topic, text.encode("utf8"))
+
+    return encode_event
+
+
 def register_transcodings(transcoder: JSONTranscoder) -> None:
     """Every transcoding the ledger's stored events and snapshots use: eventsourcing's own
     (UUID, Decimal, datetime) and the ledger's (dates, the aggregates' value objects). The one list, used by the application

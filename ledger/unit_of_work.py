@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -31,7 +31,9 @@ from .store import (
     snapshot_seal,
     snapshots_table,
 )
-from .transcodings import register_transcodings
+from .transcodings import fast_encoder, register_transcodings
+
+_MISSING = object()
 
 # A snapshot is taken when an aggregate grows past a multiple of this many events, so that
 # loading a large issuance costs one snapshot plus at most this many events.
@@ -92,6 +94,7 @@ class StoredUnitOfWork:
         self._stored: dict[UUID, Any] = {}  # aggregates stored since the last snapshot pass
         self._last_position: dict[UUID, int] = {}
         self.holder_keys = HolderKeys(self._stored_key)
+        self._encode = fast_encoder(self.app.mapper)
 
     def _stored_key(self, holder: str) -> str | None:
         rows = self.recorder.query("SELECT key FROM ledger_holder_keys WHERE holder = ?", (holder,))
@@ -130,13 +133,27 @@ class StoredUnitOfWork:
     # ------------------------------------------------------------------ aggregates
     def get(self, aggregate_id: UUID) -> Any:
         """The aggregate, from memory or the store (None when it has no events)."""
-        if aggregate_id in self._cache:
-            return self._cache[aggregate_id]
+        agg = self._cache.get(aggregate_id, _MISSING)
+        if agg is not _MISSING:
+            return agg
         agg = self._load(aggregate_id)
         self._cache[aggregate_id] = agg
         if agg is not None:
             self._base_version[aggregate_id] = agg.version
         return agg
+
+    def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Learn in one go which of these aggregates the store has never seen (a batch's new
+        holders): they are remembered as absent, as :meth:`get` would find them one query
+        pair at a time. The others load on first use."""
+        cache = self._cache
+        missing = [i for i in dict.fromkeys(aggregate_ids) if i not in cache]
+        if not missing:
+            return
+        known = self.log.stored_ids(missing)
+        for i in missing:
+            if i not in known:
+                cache[i] = None
 
     def add(self, aggregate: Any) -> None:
         self._cache[aggregate.id] = aggregate
@@ -201,11 +218,14 @@ class StoredUnitOfWork:
         extra: dict[str, Any] = {}
         if details or erasures or self.holder_keys.made:
             extra["holder_keys"] = self.holder_keys.take(details, erasures)
-        recordings = self.app.events.put(events, commands=commands, **extra)
+        # The recorder directly, not the application's event store: its recordings (two objects
+        # per event) are only read back here for their position.
+        positions = self.recorder.insert_events(list(map(self._encode, events)), commands=commands, **extra)
         self._stored.update(touched)
-        stored = [(r.notification.id, r.domain_event) for r in recordings]
+        stored = list(zip(positions or (), events, strict=True))
+        last = self._last_position
         for position, event in stored:
-            self._last_position[event.originator_id] = position
+            last[event.originator_id] = position
         return stored
 
     def forget(self) -> None:
@@ -287,6 +307,10 @@ class DryRunUnitOfWork(StoredUnitOfWork):
         if self.empty:
             return self._cache.get(aggregate_id)
         return super().get(aggregate_id)
+
+    def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
+        if not self.empty:
+            super().prefetch(aggregate_ids)
 
     def known_digests(self, command_ids: Sequence[str]) -> dict[str, str]:
         found = {} if self.empty else super().known_digests(command_ids)

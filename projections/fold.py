@@ -18,8 +18,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ..ledger.terms import TERMS_FIELDS
-
 ZERO = Decimal(0)
 
 
@@ -129,9 +127,16 @@ class DetailsErasure:
     position: int
 
 
+_EVENT_TYPES: dict[type, str] = {}
+
+
 def event_type(event: Any) -> str:
     """`Issuance.RightsAllotted` -> `RightsAllotted`."""
-    return type(event).__qualname__.rsplit(".", 1)[-1]
+    cls = type(event)
+    kind = _EVENT_TYPES.get(cls)
+    if kind is None:
+        kind = _EVENT_TYPES[cls] = cls.__qualname__.rsplit(".", 1)[-1]
+    return kind
 
 
 
@@ -158,6 +163,8 @@ def effects_of(position: int, kind: str, e: Any) -> list[Any]:
         ]
     if kind == "TermsSet":
         # a TermsSet stored before vesting lacks its fields: they mean their defaults (None)
+        from ..ledger.terms import TERMS_FIELDS  # here: queries import this module, not the terms
+
         columns = {c: getattr(e, c, None) for c in TERMS_FIELDS}
         if columns["vesting"] is not None:
             columns["vesting"] = vesting_text(columns["vesting"])

@@ -191,6 +191,25 @@ class HotStatements:
         self._insert_allotment = (
             f"INSERT INTO {t.allotments.name} ({', '.join(acols)}) VALUES ({', '.join([mark] * len(acols))})"
         )
+        # PostgreSQL: the inserted rows go through COPY (a third of executemany's time per row
+        # there); SQLite's executemany is already a C loop.
+        self._copy = kind != "sqlite"
+        if self._copy:
+            self._insert_holding = _copy_statement(t.holdings)
+            self._insert_key = _copy_statement(t.holding_keys)
+            self._insert_allotment = _copy_statement(t.allotments)
+
+    def _insert(self, conn: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self._copy:
+            # On the connection's own driver connection, so inside its transaction.
+            with conn.connection.driver_connection.cursor() as cursor:
+                with cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        else:
+            conn.exec_driver_sql(statement, rows)
 
     def _holding(self, r: dict[str, Any]) -> tuple[Any, ...]:
         d = self.date
@@ -202,18 +221,19 @@ class HotStatements:
         )
 
     def insert_holdings(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-        conn.exec_driver_sql(self._insert_holding, [self._holding(r) for r in rows])
+        self._insert(conn, self._insert_holding, [self._holding(r) for r in rows])
 
     def update_holdings(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
         # SET columns first, then the key: the holding tuple rotated by the key's 3 columns.
         conn.exec_driver_sql(self._update_holding, [(*v[3:], *v[:3]) for v in map(self._holding, rows)])
 
     def insert_holding_keys(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
-        conn.exec_driver_sql(self._insert_key, keys)
+        self._insert(conn, self._insert_key, keys)
 
     def insert_allotments(self, conn: Connection, rows: Iterable[Allotment]) -> None:
         d = self.date
-        conn.exec_driver_sql(
+        self._insert(
+            conn,
             self._insert_allotment,
             [(a.position, a.issuance, a.holder, d(a.allotted_on), a.rights, a.payment, _money(a.amount))
              for a in rows],
@@ -228,6 +248,11 @@ _HOLDING_ORDER = (
     "amount_paid", "exercise_price_paid", "currency",
 )
 _ALLOTMENT_ORDER = ("position", "issuance", "holder", "allotted_on", "rights", "payment", "amount")
+
+
+def _copy_statement(table: Any) -> str:
+    """``COPY table (columns) FROM STDIN`` (PostgreSQL): the columns in the table's order."""
+    return f"COPY {table.name} ({', '.join(c.name for c in table.columns)}) FROM STDIN"
 
 
 def _same(value: Any) -> Any:
