@@ -72,7 +72,10 @@ class _LedgerTables:
         """Run a read-only statement on the event store's own connection."""
         with self.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
             c.execute(self.sql(statement), tuple(params))
-            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in c.fetchall()]
+            rows = c.fetchall()
+            if rows and type(rows[0]) is tuple:  # sqlite3's rows are tuples already
+                return rows
+            return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         """Run one writing statement in its own transaction on the event store's connection."""

@@ -182,7 +182,16 @@ def fast_encoder(mapper: Any) -> Callable[[Any], Any]:
                 if type(k) is not str:
                     return StoredEvent(originator_id, originator_version, topic, transcoder.encode(state))
                 key = keys[k] = encode_basestring(k) + ":"
-            parts.append(key + value(v))
+            # the common values inline (a call per value is a fifth of the encoding)
+            t = type(v)
+            if t is str:
+                parts.append(key + encode_basestring(v))
+            elif v is None:
+                parts.append(key + "null")
+            elif t is int:
+                parts.append(key + int.__repr__(v))
+            else:
+                parts.append(key + value(v))
         text = "{" + ",".join(parts) + "}"
         return StoredEvent(originator_id, originator_version, topic, text.encode("utf8"))
 
