@@ -40,8 +40,10 @@ AREAS = [
     ("eventsourcing: other", ("eventsourcing/",)),
     ("SQLAlchemy (projections)", ("sqlalchemy/",)),
     ("ledger: commands (parse, validate)", ("ledger/commands", "ledger/money")),
-    ("ledger: domain (issuance, holder, terms)", ("ledger/issuance", "ledger/holder", "ledger/issuer",
-                                                  "ledger/terms", "ledger/ids", "ledger/transcodings")),
+    ("ledger: event encoding (transcodings)", ("ledger/transcodings",)),
+    ("ledger: domain (issuance, holder, terms, vesting)", ("ledger/issuance", "ledger/holder", "ledger/issuer",
+                                                           "ledger/terms", "ledger/ids", "ledger/vesting",
+                                                           "ledger/personal")),
     ("ledger: service, unit of work, log, recorders, chain", ("ledger/service", "ledger/unit_of_work", "ledger/log", "ledger/recorders", "ledger/store")),
     ("projections (fold, plan, writer)", ("projections/",)),
     ("cli", ("cli/",)),
@@ -139,10 +141,14 @@ def report(prof: Path, wall_profiled: float, wall_plain: float | None, n: int, e
 
     stages = STAGES[verb]
     whole = cum_of(stages[0][1], stages[0][2])[0] or total
+    per = f"µs per {unit[:-1]}"
+    if wall_plain:
+        w(f"  (last column: the stage's share applied to the unprofiled wall time, in {per})\n")
     for label, path, func in stages:
         cum, calls = cum_of(path, func)
         if cum:
-            w(f"  {label:<52} {cum:8.2f} s {cum / whole:6.1%}  ({calls:,} calls)\n")
+            us = f"  {cum / whole * wall_plain / count * 1e6:7.1f} {per}" if wall_plain else ""
+            w(f"  {label:<52} {cum:8.2f} s {cum / whole:6.1%}  ({calls:,} calls){us}\n")
     w("\n== own time by area of code\n")
     areas: dict[str, float] = {}
     for (fname, _line, _fn), v in stats.items():
