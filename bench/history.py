@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scan-reps", type=int, default=1)
     p.add_argument("--rebuild-max", type=int, default=100_000,
                    help="time the rebuild with and without the index up to this many commands")
+    p.add_argument("--rebuild-reps", type=int, default=3, help="rebuilds with and without the index (interleaved)")
     p.add_argument("--keep", action="store_true", help="keep the stores made")
     p.add_argument("--label", help="the results' name: history-<backend>-<label> (default from N: 100k, 1m)")
     a = p.parse_args(argv)
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             res.update(measure_store(url, kind, a.reps, a.cli_reps, a.scan_reps))
             if res["events"] <= a.rebuild_max * 1.2:
-                res["rebuild"] = measure_rebuild(url)
+                res["rebuild"] = measure_rebuild(url, a.rebuild_reps)
         finally:
             if backend is not None and not a.keep:
                 backend.drop(url)
