@@ -342,39 +342,38 @@ def _steps(
     moments.extend(met)
     moments.sort(key=lambda m: m[0])
     cumulative = Fraction(0)
-    done = 0
-    at_allotment = 0
-    later: list[tuple[int, int]] = []
+    counts = []
     for ordinal, portion in moments:
         cumulative += portion
-        n = schedule.count(rights, cumulative)
-        if n > done:
-            if ordinal == a:
-                at_allotment += n - done
-            else:
-                later.append((ordinal, n - done))
-            done = n
-    return at_allotment, tuple(later)
+        counts.append((ordinal, schedule.count(rights, cumulative)))
+    return _split(a, counts)
 
 
 def _time_steps(schedule: Schedule, a: int, start: int, rights: int) -> tuple[int, tuple[tuple[int, int], ...]]:
     """:func:`_steps` without vesting events: the instalments in month order (which is their
     date order) with cumulative portions computed once per schedule."""
     begin = date.fromordinal(start)
-    done = at_allotment = 0
-    later: list[tuple[int, int]] = []
+    counts = []
     for months, n, d in _cumulative_by_month(schedule):
         day = add_months(begin, months)
         if day is None:  # beyond 9999-12-31, and so is every later one
             break
-        ordinal = max(day.toordinal(), a)
-        vested = schedule.count_terms(rights, n, d)
-        if vested > done:
+        counts.append((max(day.toordinal(), a), schedule.count_terms(rights, n, d)))
+    return _split(a, counts)
+
+
+def _split(a: int, counts: Iterable[tuple[int, int]]) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """(rights vested on the allotment date `a`, ((ordinal, rights vesting then), ...) after it)
+    from the cumulative vested count at each moment, in date order."""
+    done = at_allotment = 0
+    later: list[tuple[int, int]] = []
+    for ordinal, n in counts:
+        if n > done:
             if ordinal == a:
-                at_allotment += vested - done
+                at_allotment += n - done
             else:
-                later.append((ordinal, vested - done))
-            done = vested
+                later.append((ordinal, n - done))
+            done = n
     return at_allotment, tuple(later)
 
 
