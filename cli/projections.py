@@ -27,10 +27,10 @@ def projections_status() -> None:
 def projections_catch_up() -> None:
     """Fold the events recorded since the projections' position."""
     with open_books(db_url()) as books:
-        books.require_existing()
-        st = books.projector.status()
-        n = render.progress("catching up", st.lag, books.projector.catch_up)
-        st = books.projector.status()
+        projector = books.upkeep
+        st = projector.status()
+        n = render.progress("catching up", st.lag, projector.catch_up)
+        st = projector.status()
     render.out(f"folded {n} events; projections at position {st.position} of {st.head}")
 
 
@@ -39,7 +39,6 @@ def projections_catch_up() -> None:
 def projections_rebuild() -> None:
     """Empty the read models and refold them from the first event."""
     with open_books(db_url()) as books:
-        books.require_existing()
-        head = books.service.uow.log.head_position()
-        n = render.progress("rebuilding", head, books.projector.rebuild)
+        projector = books.upkeep
+        n = render.progress("rebuilding", projector.log.head_position(), projector.rebuild)
     render.out(f"rebuilt the projections from {n} events")

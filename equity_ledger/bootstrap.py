@@ -70,6 +70,31 @@ class Books:
             self._projector.install()
         return self._projector
 
+    @property
+    def upkeep(self) -> Any:
+        """The projector for ``projections catch-up|rebuild`` of an existing store. It reads the
+        log through its own engine, so upkeep never opens the application service (nor imports
+        the domain and the event store): a rebuild only folds stored events."""
+        if self._projector is None:
+            from .projections.projector import Projector
+
+            self.require_existing()
+            self._refuse_foreign_file()
+            projector = Projector(None, self.config)
+            try:
+                _check_ours(projector.log, self.config)
+            except StoreUnavailable:
+                projector.close()
+                raise
+            except Exception as e:
+                projector.close()
+                if not is_store_error(e):
+                    raise
+                raise StoreUnavailable(f"cannot open store {self.config.display}: {_one_line(e)}") from None
+            self._projector = projector
+            projector.install()
+        return self._projector
+
     def apply(self, commands: Iterable[Any], progress: Callable[[int], None] | None = None) -> Any:
         """Apply commands and bring the projections up to date (the service's one apply)."""
         return self.service.apply(commands, projections=self.projector, progress=progress)

@@ -175,9 +175,7 @@ class LogReader:
         with its UUID and version, and building those costs more than the fold itself.
         """
         if self._loads is None:
-            from .transcodings import fast_loads
-
-            self._loads = fast_loads(self.mapper.transcoder)
+            self._loads = self._state_loads()
         loads = self._loads
         kinds = _KINDS
         out = []
@@ -199,6 +197,24 @@ class LogReader:
                 kind = kinds[topic] = event_kind(str(topic))
             out.append((int(position), kind, SimpleNamespace(**loads(state))))
         return out
+
+    def _state_loads(self) -> Any:
+        """The decoder of stored state. With the application's mapper, its transcoder's; without
+        one (a projector doing upkeep), the values eventsourcing itself transcodes are decoded
+        here and the event store and the domain are imported only if a ledger value appears
+        (events hold dates, amounts and ids; terms and timelines live in snapshots)."""
+        from .decoding import fast_loads
+
+        if self._mapper is not None:
+            return fast_loads(self.mapper.transcoder)
+        full: list[Any] = []
+
+        def other(name: str) -> Any:
+            if not full:
+                full.append({n: t.decode for n, t in self.mapper.transcoder.names.items()})
+            return full[0].get(name)
+
+        return fast_loads(None, other)
 
     def events_of(self, originator_id: UUID, after_version: int = 0) -> list[Any]:
         """The domain events of one aggregate after a version, in version order."""

@@ -10,7 +10,7 @@ row), so two catch-ups never fold the same event twice. A rebuild is one transac
 keep the old read models until the new ones are complete, and a failure leaves the old ones.
 
 The event log is anything with ``stored_fields(start, limit) -> [(position, type, fields)]``
-and ``head_position() -> int``.
+and ``head_position() -> int``; by default, a :class:`~..ledger.log.LogReader` of the store.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
 from ..ledger.errors import LedgerError, StoreUnavailable
+from ..ledger.log import LogReader
 from ..ledger.store import StoreConfig, schema_lock
 from . import schema as t
 from . import tracking
@@ -50,11 +51,13 @@ class Projector:
     the read models when missing and refolds them when an older layout made them.
     """
 
-    def __init__(self, log: EventLog, config: StoreConfig) -> None:
-        self.log = log
+    def __init__(self, log: EventLog | None, config: StoreConfig) -> None:
         self.config = config
         self.kind = config.kind
         self.writer, self.reader = make_engines(config.sqlalchemy_url, config.kind)
+        # Without a log of the writer's (upkeep of an existing store), it reads the events
+        # through its own reader engine.
+        self.log: EventLog = log if log is not None else LogReader(self.reader, config.kind)
         self._write = Writer(config.kind)
         self._vesting = VestingWriter()
         self._history = HistoryIndexWriter(config.kind)

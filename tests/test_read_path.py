@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 import factories as f
-from equity_ledger.bootstrap import Books
+from equity_ledger.bootstrap import Books, open_books
 from equity_ledger.ledger.service import LedgerService
 from equity_ledger.ledger.commands import parse_command
-from equity_ledger.ledger.transcodings import fast_loads
+from equity_ledger.ledger.decoding import BASIC_DECODERS, fast_loads
+from equity_ledger.ledger.log import make_mapper
 from equity_ledger.projections.fold import event_type
 
 # Every event type the domain emits: registrations, resolution, terms, allotments of each
@@ -68,3 +69,43 @@ def test_fast_loads_refuses_an_unknown_transcoding(sqlite_url: str) -> None:
             loads(b'{"a":{"_type_":"martian","_data_":"x"}}')
     finally:
         ledger.close()
+
+
+def test_upkeep_reads_the_log_like_the_mapper_without_the_event_store(store_url: str) -> None:
+    # `projections rebuild|catch-up` read through a LogReader with no mapper: its own decoders
+    # of the basic values must give what the application's transcoder gives.
+    ledger = _applied(store_url)
+    try:
+        by_mapper = [(p, event_type(e), _public(vars(e))) for p, e in ledger.uow.log.iter_events()]
+    finally:
+        ledger.close()
+    with open_books(store_url) as books:
+        projector = books.upkeep
+        lean = [(p, kind, vars(ns)) for p, kind, ns in projector.log.stored_fields(1, 10_000)]
+        assert projector.log._mapper is None  # the event store's mapper was never needed
+        assert lean == by_mapper
+        assert projector.rebuild() == len(lean)
+
+
+def test_basic_decoders_are_the_transcoders_own(sqlite_url: str) -> None:
+    transcoder = make_mapper().transcoder
+    samples = {
+        "uuid_hex": ["0123456789abcdef0123456789abcdef", "not-a-uuid", ""],
+        "decimal_str": ["647000", "-0.0010", "1E+3", "NaN", "x", ""],
+        "datetime_iso": ["2013-07-29T10:00:00+09:00", "2013-07-29", "nope"],
+        "date_iso": ["2013-07-29", "2013-02-30", "20130729", ""],
+    }
+    assert set(BASIC_DECODERS) <= set(transcoder.names)
+    for name, values in samples.items():
+        for value in values:
+            assert _outcome(BASIC_DECODERS[name], value) == _outcome(transcoder.names[name].decode, value), (name, value)
+    lean = fast_loads(None, lambda name: None)
+    with pytest.raises(TypeError, match="no transcoding named 'terms'"):
+        lean(b'{"a":{"_type_":"terms","_data_":{}}}')
+
+
+def _outcome(decode: Any, value: str) -> tuple[str, Any]:
+    try:
+        return "ok", repr(decode(value))  # repr: Decimal("NaN") is not equal to itself
+    except Exception as e:  # noqa: BLE001  the same kind of refusal is part of being equal
+        return "error", type(e).__name__
