@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy import create_engine, inspect, text
 
-from helpers import Run, run_cli, write_jsonl
+from helpers import Run, ask_cli, run_cli, write_jsonl
 
 
 def is_sqlite(url: str) -> bool:
@@ -108,7 +108,9 @@ def verify_passes(url: str, env: dict[str, str] | None = None) -> None:
 
 
 def holdings(url: str, *extra: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    r = run_cli("holdings", "--format", "json", *extra, db=url, env=env)
+    """The holdings as JSON: an observation, asked in-process unless it needs an environment."""
+    args = ("holdings", "--format", "json", *extra)
+    r = run_cli(*args, db=url, env=env) if env else ask_cli(*args, db=url)
     assert r.code == 0 and "Traceback" not in r.stderr, (r.stdout, r.stderr)
     return r.json()
 

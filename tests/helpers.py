@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,17 +78,154 @@ class Run:
 
 
 def run_cli(*args: str, db: str | None = None, input: str | bytes | None = None,
-            env: dict[str, str] | None = None, cwd: str | Path | None = None) -> Run:
-    """Run the installed `equity-ledger` as a user does: a subprocess, its exit code, its streams."""
-    cmd = [sys.executable, "-m", "equity_ledger.cli"]
-    if db is not None:
-        cmd += ["--db", db]
-    cmd += list(args)
+            env: dict[str, str] | None = None, cwd: str | Path | None = None, fresh: bool = False) -> Run:
+    """Run `equity-ledger` as a user does: a process of its own with this argv, environment,
+    working directory and stdin, its exit code and its two streams.
+
+    The process is forked from a zygote that has already imported the CLI (tests/cli_zygote.py:
+    a Python start and its imports are most of a small run's CPU); `fresh=True`, or
+    EQUITY_LEDGER_TEST_FRESH_CLI=1 for every call, starts a new interpreter instead."""
+    argv = (["--db", db] if db is not None else []) + list(args)
     full_env = dict(os.environ, **(env or {}))
     full_env.pop("EQUITY_LEDGER_DB", None) if db is not None else None
     data = input.encode("utf-8") if isinstance(input, str) else input
-    p = subprocess.run(cmd, input=data, capture_output=True, env=full_env, cwd=cwd, timeout=600)
-    return Run(p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"))
+    if fresh or os.environ.get("EQUITY_LEDGER_TEST_FRESH_CLI") == "1":
+        p = subprocess.run([sys.executable, "-m", "equity_ledger.cli", *argv], input=data,
+                           capture_output=True, env=full_env, cwd=cwd, timeout=600)
+        code, out, err = p.returncode, p.stdout, p.stderr
+    else:
+        code, out, err = _zygote().run(argv, data, full_env, str(cwd) if cwd is not None else os.getcwd())
+    return Run(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+class _Zygote:
+    """The client side of tests/cli_zygote.py: one per test process, started on first use."""
+
+    def __init__(self) -> None:
+        import atexit
+        import socket
+
+        self.sock, theirs = socket.socketpair()
+        script = Path(__file__).with_name("cli_zygote.py")
+        self.proc = subprocess.Popen([sys.executable, str(script), str(theirs.fileno())],
+                                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL)
+        theirs.close()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def _int(self) -> int:
+        import struct
+
+        data = b""
+        while len(data) < 4:
+            chunk = self.sock.recv(4 - len(data))
+            if not chunk:
+                raise RuntimeError("the CLI zygote ended (see its traceback on stderr)")
+            data += chunk
+        return struct.unpack(">i", data)[0]
+
+    def run(self, argv: list[str], data: bytes | None, env: dict[str, str], cwd: str,
+            timeout: float = 600) -> tuple[int, bytes, bytes]:
+        import selectors
+        import signal
+        import socket
+        import struct
+        import time
+
+        body = json.dumps({"args": argv, "env": env, "cwd": cwd}).encode("utf-8")
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            socket.send_fds(self.sock, [struct.pack(">I", len(body)) + body], [in_r, out_w, err_w])
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        pid = self._int()
+
+        def feed() -> None:
+            try:
+                if data:
+                    with open(in_w, "wb", closefd=False) as f:
+                        f.write(data)
+            except BrokenPipeError:
+                pass  # the CLI stopped reading (a refused line): as with subprocess.run
+            finally:
+                os.close(in_w)
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            for fd in chunks:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    os.kill(pid, signal.SIGKILL)
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for key, _ in sel.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        chunks[key.fd].append(chunk)
+                    else:
+                        sel.unregister(key.fd)
+        os.close(out_r)
+        os.close(err_r)
+        code = self._int()
+        writer.join()
+        return code, b"".join(chunks[out_r]), b"".join(chunks[err_r])
+
+
+_ZYGOTES = threading.local()  # one per thread: CLI runs from several threads stay concurrent
+
+
+def _zygote() -> _Zygote:
+    z = getattr(_ZYGOTES, "zygote", None)
+    if z is None or z.proc.poll() is not None:
+        z = _ZYGOTES.zygote = _Zygote()
+    return z
+
+
+def ask_cli(*args: str, db: str) -> Run:
+    """Run the console script's own entry point inside this process: for the reads a test makes
+    to observe a store (figures before and after, "was anything stored?"), many times in one
+    test. The same argument
+    parsing, error handling, rendering and exit codes as `run_cli`, with stdout and stderr as
+    pipes (not terminals); the action a test is about still goes through `run_cli`."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from equity_ledger.cli.main import run
+
+    # Encoded as a process's pipes encode them (strict UTF-8 on stdout: text that a process
+    # could not print fails here too), then decoded as run_cli decodes them.
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", newline="\n")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", newline="\n")
+    argv = sys.argv
+    sys.argv = ["equity-ledger", "--db", db, *args]
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                run()
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+    streams = []
+    for s in (out, err):
+        s.flush()
+        streams.append(s.buffer.getvalue().decode("utf-8", "replace"))
+    return Run(code, *streams)
 
 
 def write_jsonl(path: Path, commands: Iterable[dict[str, Any]]) -> Path:

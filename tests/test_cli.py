@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import factories as f
-from helpers import run_cli, write_jsonl
+from helpers import ask_cli, run_cli, write_jsonl
 
 SEED_AT_ALLOTMENT = [
     {"group": "director", "holders": 7, "rights_allotted": 60, "rights_outstanding": 60,
@@ -200,9 +200,9 @@ def test_rebuild_equals_incremental_and_catch_up_after_lag(store_url, tmp_path: 
     assert run_cli("apply", str(write_jsonl(tmp_path / "a.jsonl", cmds)), db=store_url).code == 0
     queries = [("holdings", "--by", by, "--format", "json") + extra
                for by in ("person", "group", "issuance") for extra in ((), ("--as-of", "2021-01-01"))]
-    before = [run_cli(*q, db=store_url).json() for q in queries]
+    before = [ask_cli(*q, db=store_url).json() for q in queries]  # observations: in-process
     assert run_cli("projections", "rebuild", db=store_url).code == 0
-    assert [run_cli(*q, db=store_url).json() for q in queries] == before
+    assert [ask_cli(*q, db=store_url).json() for q in queries] == before
     status = run_cli("projections", "status", db=store_url)
     assert "up to date" in status.stdout
     assert run_cli("audit", "verify", db=store_url).code == 0

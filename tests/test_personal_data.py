@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 import factories as f
 from attack_tools import append_forged_event, events_table, sql as _sql
 from equity_ledger.ledger.commands import digest
-from helpers import run_cli, write_jsonl
+from helpers import ask_cli, run_cli, write_jsonl
 
 TOKYO = "東京都千代田区丸の内1-1-1"
 OSAKA = "大阪府大阪市北区梅田2-2-2"
@@ -57,9 +57,16 @@ def _ok(*args: str, db: str) -> Any:
     return r
 
 
+def _read(*args: str, db: str) -> Any:
+    """A read that observes the store (in-process: the same CLI code without a process start)."""
+    r = ask_cli(*args, db=db)
+    assert r.code == 0, (args, r.stdout, r.stderr)
+    return r
+
+
 def _register(url: str, day: str | None) -> dict[str, dict[str, Any]]:
     extra = ["--as-of", day] if day else []
-    return {r["holder"]: r for r in _ok("register", "s1", "--format", "json", *extra, db=url).json()}
+    return {r["holder"]: r for r in _read("register", "s1", "--format", "json", *extra, db=url).json()}
 
 
 def _figures(url: str) -> list[Any]:
@@ -68,7 +75,7 @@ def _figures(url: str) -> list[Any]:
     for day in ("2020-12-01", "2021-06-01", None):
         extra = ["--as-of", day] if day else []
         for by in ("person", "group", "issuance"):
-            out.append(_ok("holdings", "--by", by, "--format", "json", *extra, db=url).json())
+            out.append(_read("holdings", "--by", by, "--format", "json", *extra, db=url).json())
         reg = _register(url, day)
         out.append({h: {k: v for k, v in r.items() if k not in ("address", "erased")} for h, r in reg.items()})
     return out
@@ -133,10 +140,10 @@ def test_a_same_date_record_replaces_the_earlier_one(books: str, tmp_path: Path)
 
 def test_erasure_makes_the_address_unreadable_and_changes_no_figure(books: str, tmp_path: Path) -> None:
     before = _figures(books)
-    digest_before = _ok("audit", "digest", db=books).json()
+    digest_before = _read("audit", "digest", db=books).json()
     key = _key_of(books, "h1")
     assert key is not None and key in _all_text(books)
-    history_before = _ok("history", "--holder", "h1", "--format", "json", db=books).json()
+    history_before = _read("history", "--holder", "h1", "--format", "json", db=books).json()
     sealed = [h["address_ciphertext"] for h in history_before if h["type"] == "holder_details_recorded"]
     assert len(sealed) == 3
 
@@ -196,11 +203,11 @@ def test_erased_key_bytes_are_gone_from_the_sqlite_file(sqlite_url: str, tmp_pat
 
 def test_personal_data_rules_are_refused_with_their_slugs(books: str, tmp_path: Path) -> None:
     def refused(cmd: dict[str, Any], words: str) -> None:
-        head = _ok("audit", "digest", db=books).stdout
+        head = _read("audit", "digest", db=books).stdout
         r = run_cli("apply", str(write_jsonl(tmp_path / "r.jsonl", [cmd])), db=books)
         assert r.code == 1 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.count("\n") == 1
-        assert _ok("audit", "digest", db=books).stdout == head  # nothing stored
+        assert _read("audit", "digest", db=books).stdout == head  # nothing stored
 
     refused(f.details("nobody"), "[unknown-holder]")
     refused(f.erase("nobody"), "[unknown-holder]")
@@ -228,7 +235,7 @@ def test_re_runs_are_idempotent_also_after_erasure(books: str, tmp_path: Path) -
     # longer be compared with the file's (their key is gone).
     r = _ok("apply", str(write_jsonl(tmp_path / "all.jsonl", [*_commands(), erase])), db=books)
     assert f"skipped {len(_SCENARIO) + 1}" in r.stdout
-    assert _ok("audit", "digest", db=books).stdout == head
+    assert _read("audit", "digest", db=books).stdout == head
     verb = ["holder", "details", "h2", "--address", "Zürich 2", "--effective-on", "2022-01-01"]
     assert "applied record_holder_details" in _ok(*verb, db=books).stdout
     assert "already applied" in _ok(*verb, db=books).stdout
