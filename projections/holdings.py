@@ -8,6 +8,7 @@ piece of code.
 from __future__ import annotations
 
 from fractions import Fraction
+from operator import itemgetter
 from typing import Any, Iterable, Mapping
 
 from .fold import MONEY
@@ -21,9 +22,10 @@ def outstanding(row: Mapping[str, Any]) -> int:
     return row["allotted"] - row["exercised"] - row["forfeited"] - row["expired"]
 
 
-def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
+def holding_figures(row: Mapping[str, Any], spr: Fraction, head: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The figures a holdings row shows for one holding (from its cumulative row, see
-    :data:`.fold.FIGURES`), in the order shown; shares floored per holding.
+    :data:`.fold.FIGURES`), in the order shown, after the keys of `head` if given; shares
+    floored per holding.
 
     The vested figures read two keys the caller may set on the row: ``vested`` (the vested
     rights outstanding; absent or None: every outstanding right has vested) and
@@ -34,6 +36,7 @@ def holding_figures(row: Mapping[str, Any], spr: Fraction) -> dict[str, Any]:
     if vested is None:
         vested = out
     return {
+        **(head or {}),
         "rights_allotted": row["allotted"],
         "rights_exercised": row["exercised"],
         "rights_forfeited": row["forfeited"],
@@ -81,6 +84,38 @@ def holdings(
     keyed = _KEY_FIELD.get(by)
     if keyed is None and by != "all":
         raise ValueError(f"unknown grouping {by!r}")
+    if by == "person" and issuance is not None:
+        rows = list(rows)
+        if all(r["issuance"] == issuance for r in rows):
+            return _of_one_issuance(rows, spr_by_issuance, issuance)
+    return _grouped(rows, spr_by_issuance, by, keyed, issuance)
+
+
+_BY_HOLDER = itemgetter("holder", "currency")
+
+
+def _of_one_issuance(
+    rows: list[Mapping[str, Any]], spr_by_issuance: Mapping[str, Fraction], issuance: str
+) -> list[dict[str, Any]]:
+    """By person within one issuance: each holder has one holding, so one row each and nothing
+    to add up (the largest answer, built without the grouping's intermediate totals; equal to
+    what :func:`_grouped` gives, which a test checks)."""
+    out = []
+    for row in sorted(rows, key=_BY_HOLDER):
+        d = holding_figures(row, spr_by_issuance[row["issuance"]],
+                            {"holder": row["holder"], "name": row["name"], "group": row["grp"], "issuance": issuance})
+        d["currency"] = row["currency"]
+        out.append(_money_out(d))
+    return out
+
+
+def _grouped(
+    rows: Iterable[Mapping[str, Any]],
+    spr_by_issuance: Mapping[str, Fraction],
+    by: str,
+    keyed: str | None,
+    issuance: str | None,
+) -> list[dict[str, Any]]:
     totals: dict[tuple[str, str], dict[str, Any]] = {}
     holders: dict[tuple[str, str], set[str]] = {}
     latest: dict[tuple[str, str], tuple[Any, ...]] = {}
