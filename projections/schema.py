@@ -54,8 +54,12 @@ class Money(TypeDecorator):
         return None if value is None else Decimal(value)
 
     def result_processor(self, dialect, coltype):
-        # The text is the value (no driver conversion to chain): one call per value, not the
-        # decorator's two, on answers of thousands of rows.
+        # Where the driver hands the text over as it is (SQLite, psycopg), one call per value
+        # instead of the decorator's two, on answers of thousands of rows; where the text type
+        # has a processor of its own, the decorator's chain, so that it is never skipped.
+        if self.impl_instance.result_processor(dialect, coltype) is not None:
+            return super().result_processor(dialect, coltype)
+
         def process(value):
             return None if value is None else Decimal(value)
 

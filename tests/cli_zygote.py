@@ -18,6 +18,7 @@ child's pid (4 bytes) and, when the child ends, its exit code as ``subprocess`` 
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
@@ -58,6 +59,10 @@ def _streams() -> None:
 
 
 def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
+    """Runs in the forked child and never returns. It ends as an interpreter ends (the exit
+    handlers run, such as a library's clean-up of its temporary files; stdout and stderr are
+    flushed, and a failed flush exits 120), but without tearing every module down, which would
+    cost as much again as the run itself."""
     code = 1
     try:
         sock.close()
@@ -79,12 +84,16 @@ def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
         except BaseException:
             traceback.print_exc()
             code = 1
+    finally:
+        try:
+            atexit._run_exitfuncs()
+        except BaseException:
+            pass  # as at a normal exit: a failing handler is reported by atexit and ignored
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
-            except Exception:
-                pass
-    finally:
+            except BaseException:
+                code = 120  # what Python exits with when it cannot flush a standard stream
         os._exit(code)
 
 

@@ -113,12 +113,15 @@ class _Zygote:
         theirs.close()
         atexit.register(self.close)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
         self.sock.close()
+        if kill:
+            self.proc.kill()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
 
     def _int(self) -> int:
         import struct
@@ -139,50 +142,69 @@ class _Zygote:
         import struct
         import time
 
+        # What an exec refuses, refused here too (subprocess raises the same errors).
+        for text in [*argv, *env, *env.values(), cwd]:
+            if "\0" in text:
+                raise ValueError("embedded null byte")
+            os.fsencode(text)
         body = json.dumps({"args": argv, "env": env, "cwd": cwd}).encode("utf-8")
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        ours = {in_w, out_r, err_r}
+        pid = 0
         try:
-            socket.send_fds(self.sock, [struct.pack(">I", len(body)) + body], [in_r, out_w, err_w])
-        finally:
-            for fd in (in_r, out_w, err_w):
-                os.close(fd)
-        pid = self._int()
-
-        def feed() -> None:
             try:
-                if data:
-                    with open(in_w, "wb", closefd=False) as f:
-                        f.write(data)
-            except BrokenPipeError:
-                pass  # the CLI stopped reading (a refused line): as with subprocess.run
+                socket.send_fds(self.sock, [struct.pack(">I", len(body)) + body], [in_r, out_w, err_w])
             finally:
-                os.close(in_w)
+                for fd in (in_r, out_w, err_w):
+                    os.close(fd)
+            pid = self._int()
 
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
-        chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            for fd in chunks:
-                sel.register(fd, selectors.EVENT_READ)
-            while sel.get_map():
-                left = deadline - time.monotonic()
-                if left <= 0:
+            def feed() -> None:
+                try:
+                    if data:
+                        with open(in_w, "wb", closefd=False) as f:
+                            f.write(data)
+                except BrokenPipeError:
+                    pass  # the CLI stopped reading (a refused line): as with subprocess.run
+                finally:
+                    os.close(in_w)
+
+            ours.discard(in_w)
+            writer = threading.Thread(target=feed, daemon=True)
+            writer.start()
+            chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+            deadline = time.monotonic() + timeout
+            with selectors.DefaultSelector() as sel:
+                for fd in chunks:
+                    sel.register(fd, selectors.EVENT_READ)
+                while sel.get_map():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise subprocess.TimeoutExpired(argv, timeout)
+                    for key, _ in sel.select(left):
+                        chunk = os.read(key.fd, 65536)
+                        if chunk:
+                            chunks[key.fd].append(chunk)
+                        else:
+                            sel.unregister(key.fd)
+            code = self._int()
+            writer.join()
+            return code, b"".join(chunks[out_r]), b"".join(chunks[err_r])
+        except BaseException:
+            # Out of step with the zygote (a timeout, an interrupted read): kill the child and
+            # throw this zygote away; the next run starts a new one.
+            if pid > 0:
+                try:
                     os.kill(pid, signal.SIGKILL)
-                    raise subprocess.TimeoutExpired(argv, timeout)
-                for key, _ in sel.select(left):
-                    chunk = os.read(key.fd, 65536)
-                    if chunk:
-                        chunks[key.fd].append(chunk)
-                    else:
-                        sel.unregister(key.fd)
-        os.close(out_r)
-        os.close(err_r)
-        code = self._int()
-        writer.join()
-        return code, b"".join(chunks[out_r]), b"".join(chunks[err_r])
+                except ProcessLookupError:
+                    pass
+            self.close(kill=True)
+            raise
+        finally:
+            for fd in ours:
+                os.close(fd)
 
 
 _ZYGOTES = threading.local()  # one per thread: CLI runs from several threads stay concurrent
