@@ -24,18 +24,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .generate import DEFAULT_SEED, PlanMeta, plan_file
+from .generate import DEFAULT_SEED, plan_file
 from .measure import BenchError, cli_prefix, median, percentile, run_child
+from .suite import machine_info
+from .vesting_asof import as_of_days
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROUND = 50  # as-of queries per turn of one version
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     other_py = a.other_python.absolute()  # a venv's python is a symlink: keep the venv's path
     sides = {"this": (Path(sys.executable), cli_prefix()), "other": (other_py, console_script(other_py))}
-    load0 = _load()
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="el-versus-") as tmp:
         work = (a.workdir or Path(tmp)).absolute()
         work.mkdir(parents=True, exist_ok=True)
@@ -164,10 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 if side in stores:
                     stores[side].unlink(missing_ok=True)
                 stores[side] = store
-        rng = random.Random(a.seed)
-        first = date.fromisoformat(meta.query_issuance_from)
-        last = date.fromisoformat(meta.last_day) + timedelta(days=30)
-        days = [first + timedelta(days=rng.randrange((last - first).days + 1)) for _ in range(a.asof_reps)]
+        days = as_of_days(meta, a.asof_reps, random.Random(a.seed))
         times: dict[str, list[float]] = {"this": [], "other": []}
         for start in range(0, len(days), ROUND):
             for side, (py, _cli) in sides.items():
@@ -175,9 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "n": a.n, "seed": a.seed, "vesting": a.vesting, "label": a.label, "events": meta.events,
         "issuance": meta.query_issuance, "holders": meta.query_issuance_holders, "reps": a.reps,
-        "when": time.strftime("%Y-%m-%d"), "load": [load0, _load()],
-        "machine": f"{platform.machine()}, {platform.processor() or platform.system()}, "
-                   f"{platform.python_implementation()} {platform.python_version()}",
+        "when": time.strftime("%Y-%m-%d"), "load": [load0, os.getloadavg()[0]],
+        "machine": f"{machine_info()['cpu_model']}, {platform.python_implementation()} {platform.python_version()}",
         "this": describe(sides["this"][0]), "other": describe(other_py),
         "verbs": {side: {v: summary(runs[side], v) for v in ("apply", "rebuild", "verify")} for side in sides},
         "runs": runs,
@@ -191,13 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / f"{name}.md").write_text(md)
     print(md)
     return 0
-
-
-def _load() -> float:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return float("nan")
 
 
 if __name__ == "__main__":
