@@ -27,7 +27,7 @@ import struct
 import sys
 import traceback
 
-from equity_ledger.cli.main import run  # the import every child shares
+from equity_ledger.cli.main import run  # the import every child shares (and ask_cli's)
 
 # What the verbs import when they run (the CLI defers them so that `--help` starts fast): taken
 # here once, so that a child only does the verb's own work. Importing early changes no behaviour.
@@ -39,11 +39,26 @@ _WARM = [
     "equity_ledger.projections.history", "equity_ledger.projections.verify",
     "equity_ledger.projections.movements", "equity_ledger.projections.movements_read",
 ]
-for _name in _WARM:
-    try:
-        __import__(_name)
-    except ImportError:  # a module renamed since: the child imports what it needs anyway
-        pass
+
+
+def warm() -> None:
+    """Import what the verbs would import when they run."""
+    for name in _WARM:
+        try:
+            __import__(name)
+        except ImportError:  # a module renamed since: the child imports what it needs anyway
+            pass
+
+
+def exit_code(e: SystemExit) -> int:
+    """The exit status Python gives a process that ends with this SystemExit (a code that is
+    not a number is printed on stderr, status 1)."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return 1
 
 
 def _streams() -> None:
@@ -78,9 +93,7 @@ def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
             run()
             code = 0
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            if not isinstance(e.code, (int, type(None))):
-                print(e.code, file=sys.stderr)
+            code = exit_code(e)
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -129,4 +142,5 @@ def serve(sock: socket.socket) -> None:
 
 
 if __name__ == "__main__":
+    warm()
     serve(socket.socket(fileno=int(sys.argv[1])))

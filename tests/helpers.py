@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import io
 import json
 import os
+import selectors
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 import uuid
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -102,9 +110,6 @@ class _Zygote:
     """The client side of tests/cli_zygote.py: one per test process, started on first use."""
 
     def __init__(self) -> None:
-        import atexit
-        import socket
-
         self.sock, theirs = socket.socketpair()
         script = Path(__file__).with_name("cli_zygote.py")
         self.proc = subprocess.Popen([sys.executable, str(script), str(theirs.fileno())],
@@ -124,8 +129,6 @@ class _Zygote:
             self.proc.wait()
 
     def _int(self) -> int:
-        import struct
-
         data = b""
         while len(data) < 4:
             chunk = self.sock.recv(4 - len(data))
@@ -136,12 +139,6 @@ class _Zygote:
 
     def run(self, argv: list[str], data: bytes | None, env: dict[str, str], cwd: str,
             timeout: float = 600) -> tuple[int, bytes, bytes]:
-        import selectors
-        import signal
-        import socket
-        import struct
-        import time
-
         # What an exec refuses, refused here too (subprocess raises the same errors).
         for text in [*argv, *env, *env.values(), cwd]:
             if "\0" in text:
@@ -220,13 +217,10 @@ def _zygote() -> _Zygote:
 def ask_cli(*args: str, db: str) -> Run:
     """Run the console script's own entry point inside this process: for the reads a test makes
     to observe a store (figures before and after, "was anything stored?"), many times in one
-    test. The same argument
-    parsing, error handling, rendering and exit codes as `run_cli`, with stdout and stderr as
-    pipes (not terminals); the action a test is about still goes through `run_cli`."""
-    import io
-    from contextlib import redirect_stderr, redirect_stdout
-
-    from equity_ledger.cli.main import run
+    test. The same argument parsing, error handling, rendering and exit codes as `run_cli`,
+    with stdout and stderr as pipes (not terminals); the action a test is about still goes
+    through `run_cli`."""
+    from cli_zygote import exit_code, run
 
     # Encoded as a process's pipes encode them (strict UTF-8 on stdout: text that a process
     # could not print fails here too), then decoded as run_cli decodes them.
@@ -240,7 +234,7 @@ def ask_cli(*args: str, db: str) -> Run:
                 run()
                 code = 0
             except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                code = exit_code(e)
     finally:
         sys.argv = argv
     streams = []
