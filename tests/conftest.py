@@ -71,14 +71,16 @@ def built_store(backend: str, tmp_path: Path, _built_stores: _Built) -> Iterable
     def copy(key: str, build: Callable[[str, Path], None]) -> str:
         k = (backend, key)
         if k not in _built_stores.stores:
+            # The database first: without a PostgreSQL server it skips the test before anything
+            # is made, so that the next test of this key skips the same way.
+            url, name = fresh_pg_database() if backend == "postgresql" else ("", "")
             folder = _built_stores.folder / f"{backend}-{key}"
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)  # a build that failed leaves it: the next test builds again
             if backend == "sqlite":
                 path = folder / "ledger.sqlite"
                 build(f"sqlite:///{path}", folder)
                 _built_stores.stores[k] = str(path)
             else:
-                url, name = fresh_pg_database()
                 build(url, folder)
                 _built_stores.stores[k] = name
         source = _built_stores.stores[k]
