@@ -149,6 +149,7 @@ def plan(folded: Folded, latest: dict[Key, Row]) -> Plan:
                         row = dict(row) if row else new_row(eff)
                         row["effective_on"] = eff.effective_on
                         add_delta(row, eff)
+                        latest.pop(key, None)  # to the end: the cache drops from the front
                         latest[key] = row
                         inserts[(*key, eff.effective_on)] = row
                     elif eff.effective_on == row["effective_on"]:

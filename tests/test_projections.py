@@ -327,3 +327,77 @@ def test_counts_beyond_32_bits_and_long_amounts(store_url: str) -> None:
     finally:
         projector.close()
         ledger.close()
+
+
+# --------------------------------------------------------------------------- bounded cache
+
+def _read_models(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every read-model table's rows (but the tracking row), sorted."""
+    from equity_ledger.projections import schema as t
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                table.name: sorted((tuple(r) for r in conn.execute(table.select())), key=repr)
+                for table in t.READ_MODELS
+            }
+    finally:
+        engine.dispose()
+
+
+def test_a_bounded_cache_of_latest_rows_folds_the_rows_of_an_unbounded_one(store_url: str, monkeypatch) -> None:
+    """Far more holdings than the projector keeps in memory, touched in random order, with late
+    entries: the holdings it dropped are read back from the table, and every read model equals
+    what a fold that kept every holding writes (and what verify replays)."""
+    import random
+    from datetime import timedelta
+
+    from equity_ledger.projections import projector as projector_module
+
+    rng = random.Random(20261204)
+    cmds = f.setup("s1", rights=100_000) + f.setup("s2", rights=100_000)
+    allotted: dict[tuple[str, str], int] = {}
+    exercised: dict[tuple[str, str], int] = {}
+    for _ in range(400):
+        key = (rng.choice(["s1", "s2"]), f"h{rng.randrange(60)}")
+        if allotted.get(key, 0) > exercised.get(key, 0) + 1 and rng.random() < 0.3:
+            # Dated after every allotment: never more exercised than allotted on any date.
+            on = date(2022, 1, 1) + timedelta(days=rng.randrange(700))
+            cmds.append(f.exercise(key[1], 1, on=on.isoformat(), issuance=key[0]))
+            exercised[key] = exercised.get(key, 0) + 1
+        else:
+            # Random dates: most allotments are late entries before rows already folded.
+            on = date(2020, 2, 1) + timedelta(days=rng.randrange(700))
+            rights = rng.randrange(1, 6)
+            cmds.append(f.allot(key[1], rights, issuance=key[0], allotted_on=on.isoformat()))
+            allotted[key] = allotted.get(key, 0) + rights
+    assert len(allotted) > 60  # holdings, against a cache of 4
+
+    monkeypatch.setattr(projector_module, "LATEST_CACHE", 4)
+    books = Books(store_url)
+    try:
+        books.service.apply((parse_command(d, line=i) for i, d in enumerate(cmds, 1)),
+                            projections=books.projector, batch_size=7)
+        assert books.projector.cache_limit == 4 and len(books.projector._latest) <= 4
+    finally:
+        books.close()
+    folded_in_batches = _read_models(store_url)
+
+    monkeypatch.setattr(projector_module, "PAGE", 9)
+    books = Books(store_url)
+    try:
+        books.upkeep.rebuild()  # bounded too: a rebuild folds pages of the whole log
+    finally:
+        books.close()
+    assert _read_models(store_url) == folded_in_batches
+
+    monkeypatch.setattr(projector_module, "LATEST_CACHE", 1_000_000)
+    books = Books(store_url)
+    try:
+        books.upkeep.rebuild()
+        with books.reading() as view:
+            assert verify_projections(view.log, view.conn, view.status.position) is None
+    finally:
+        books.close()
+    assert _read_models(store_url) == folded_in_batches
