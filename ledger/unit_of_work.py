@@ -287,12 +287,14 @@ class DryRunUnitOfWork(StoredUnitOfWork):
             self.warn = warn or (lambda _message: None)
             self.app = None  # type: ignore[assignment]
             self._cache, self._base_version, self._stored, self._last_position = {}, {}, {}, {}
+            self.holder_keys = HolderKeys()  # no store: every holder's key would be new
             return
         super().__init__(config, key, warn)
         from .store import events_table
 
         if not {events_table(config.kind)[0], "ledger_chain", "ledger_commands"} <= self.log.tables():
             self.empty = True
+            self.holder_keys = HolderKeys()  # its table is missing too
 
     def close(self) -> None:
         if self.app is not None:

@@ -400,3 +400,37 @@ def test_messages_name_exactly_what_is_wrong(tmp_path: Path):
         assert "(psycopg." not in r.stderr and "Traceback" not in r.stderr
     r = run_cli("holdings", db=url)
     assert "cannot read store" in r.stderr
+
+
+def test_dry_run_of_holder_details_on_a_new_store_and_an_existing_one(store_url, tmp_path: Path):
+    """A details command is checked sealed, as apply does, whether the store exists or not;
+    the keys a dry run makes for it are never stored."""
+    base = f.setup() + [f.allot("h1", 5)]
+    details = [f.details("h1"), f.erase("h1")]
+    file = write_jsonl(tmp_path / "a.jsonl", base + details)
+    r = run_cli("apply", "--dry-run", str(file), db=store_url)
+    assert r.code == 0 and r.stderr == "", (r.stdout, r.stderr)
+    assert "would apply record_holder_details" in r.stdout and "would apply erase_holder_details" in r.stdout
+    if store_url.startswith("sqlite"):
+        assert not Path(store_url.split("///", 1)[1]).exists()
+
+    assert run_cli("apply", str(write_jsonl(tmp_path / "base.jsonl", base)), db=store_url).code == 0
+    before = _store_rows(store_url)
+    r = run_cli("apply", "--dry-run", str(write_jsonl(tmp_path / "d.jsonl", details[:1])), db=store_url)
+    assert r.code == 0 and "would apply record_holder_details" in r.stdout, (r.stdout, r.stderr)
+    assert _store_rows(store_url) == before
+    assert _holder_keys(store_url) == 0
+
+
+def _holder_keys(url: str) -> int:
+    sql = "SELECT count(*) FROM ledger_holder_keys"
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.split("///", 1)[1])
+        try:
+            return conn.execute(sql).fetchone()[0]
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        return conn.execute(sql).fetchone()[0]
