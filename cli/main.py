@@ -8,6 +8,7 @@ the only module that imports the command modules; none of them imports it.
 from __future__ import annotations
 
 import io
+import os
 import sys
 
 import typer
@@ -24,6 +25,10 @@ from . import render
 from .app import add_db_option, app
 
 
+# Set to show the traceback of an internal error (a bug) instead of its one line.
+DEBUG_ENV = "EQUITY_LEDGER_DEBUG"
+
+
 def run() -> None:
     """Console-script entry point: the app, with usage errors printed as safe text (exit 2)."""
     command = typer.main.get_command(app)
@@ -38,5 +43,12 @@ def run() -> None:
         code = e.exit_code
     except typer.Abort:
         render.err("Aborted!")
+        code = 1
+    except Exception as e:  # noqa: BLE001  a bug of ours: one line, not a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        render.err(f"error: internal error ({type(e).__name__}: {first}); this is a bug in "
+                   f"equity-ledger, please report it ({DEBUG_ENV}=1 shows where it happened)")
         code = 1
     sys.exit(code if isinstance(code, int) else 0)

@@ -236,3 +236,25 @@ def test_read_only_database_file_is_exit_1_naming_the_path(base_store: Path, tmp
     assert r.code == 1, (r.stdout, r.stderr)
     assert str(store) in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert fingerprint(store) == before
+
+
+def test_an_internal_error_is_one_line_naming_it_as_a_bug(sqlite_url: str, tmp_path: Path, monkeypatch) -> None:
+    """Not an expected error but a bug of ours (here: the service raising something it never
+    should): still one line on stderr and exit 1, no traceback; EQUITY_LEDGER_DEBUG shows it."""
+    from helpers import ask_cli
+
+    from equity_ledger.ledger.service import LedgerService
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom\nsecond line \x1b[31m")
+
+    monkeypatch.setattr(LedgerService, "apply", broken)
+    file = str(write_jsonl(tmp_path / "a.jsonl", f.setup()))
+    r = ask_cli("apply", file, db=sqlite_url)
+    assert r.code == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: internal error (RuntimeError: boom); this is a bug")
+
+    monkeypatch.setenv("EQUITY_LEDGER_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        ask_cli("apply", file, db=sqlite_url)
